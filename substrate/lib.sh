@@ -1,0 +1,37 @@
+# Shared helpers for the substrate scripts: cache location, timing, mirrors read from this machine.
+# shellcheck shell=bash
+set -euo pipefail
+
+K8SDNS_CACHE=${K8SDNS_CACHE:-/var/cache/pytest-k8sdns}
+SUBSTRATE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export K8SDNS_CACHE SUBSTRATE_DIR
+mkdir -p "$K8SDNS_CACHE"
+
+# Go keeps its module and build caches inside the one cache folder.
+export GOMODCACHE="$K8SDNS_CACHE/go/mod" GOCACHE="$K8SDNS_CACHE/go/build" GOFLAGS=-buildvcs=false
+export CGO_ENABLED=${CGO_ENABLED:-0}
+
+log() { printf '[substrate %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# step NAME FUNCTION: time a step and print it, so a run says where its minutes went.
+step() {
+  local name=$1; shift
+  local t0=$SECONDS
+  "$@"
+  log "step $name: $((SECONDS - t0)) s"
+}
+
+# The Debian archive this machine is configured for (first URIs/deb line of its apt sources).
+debian_mirror() {
+  local uri
+  uri=$(grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v security | head -1 || true)
+  if [ -z "$uri" ]; then
+    uri=$(grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | grep -v security | head -1 || true)
+  fi
+  [ -n "$uri" ] || die "no Debian archive in /etc/apt/sources.list*; configure apt first"
+  printf '%s\n' "$uri"
+}
+
+# A content hash of the given strings/files: the key under which a built artefact is cached.
+inputs_hash() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
