@@ -1,43 +1,62 @@
 #!/usr/bin/env bash
-# Build every Go binary the kind node needs from Go modules: Kubernetes, crictl, kind, CoreDNS,
-# kindnetd. Output: $K8SDNS_CACHE/bin/<key>/..., keyed by version so a rebuild happens only when
-# an input changes.
+# Build every Go binary the kind node needs from Go modules: Kubernetes, etcd, crictl, kind,
+# CoreDNS. Output: $K8SDNS_CACHE/bin/<name>-<version>/, so a rebuild happens only when a version
+# changes.
 source "$(dirname "$0")/lib.sh"
 source "$SUBSTRATE_DIR/versions.env"
 
-K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubeadm kubectl)
-
-# kubernetes requires its staging modules at v0.0.0 with local replaces, so it cannot be
-# `go install`ed; a wrapper module replaces each staging module with its published v0.Y.Z.
-build_kubernetes() {
-  local out="$K8SDNS_CACHE/bin/kubernetes-$KUBERNETES_VERSION"
-  if [ -x "$out/kubelet" ] && [ -x "$out/kubeadm" ]; then log "reused $out"; return; fi
-  local src="$K8SDNS_CACHE/src/kubernetes-wrapper-$KUBERNETES_VERSION"
-  local staging_version="v0.${KUBERNETES_VERSION#v1.}"
+# wrapper_build NAME MODULE VERSION REPLACE_AWK LDFLAGS PKG...: build PKGs of a module that has
+# local replace lines (so `go install` refuses it) from a wrapper module of our own. REPLACE_AWK
+# turns the module's own go.mod into replace lines pointing at published versions.
+wrapper_build() {
+  local name=$1 module=$2 version=$3 replace_awk=$4 ldflags=$5; shift 5
+  local out="$K8SDNS_CACHE/bin/$name-$version"
+  if [ -d "$out" ]; then log "reused $out"; return; fi
+  local src="$K8SDNS_CACHE/src/$name-wrapper-$version"
   mkdir -p "$src" "$out.tmp"
   local modfile
-  modfile=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  modfile=$(go mod download -json "$module@$version" | jq -r .GoMod)
   {
-    echo "module k8sdns.invalid/kubernetes-wrapper"
+    echo "module k8sdns.invalid/$name-wrapper"
     echo "go $(awk '$1=="go"{print $2; exit}' "$modfile")"
-    echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
-    # the staging list, read from that exact tag's go.mod
-    awk -v v="$staging_version" '$2=="=>" && $3 ~ /^\.\/staging\// {print "replace " $1 " => " $1 " " v}' "$modfile"
+    echo "require $module $version"
+    awk -v v="$version" "$replace_awk" "$modfile"
   } > "$src/go.mod"
-  local pkgs=() c
-  for c in "${K8S_COMMANDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
-  # @version on every package, or `go get` moves kubernetes to its newest release
-  (cd "$src" && go get "${pkgs[@]/%/@$KUBERNETES_VERSION}")
+  # @version on every package, or `go get` moves the module to its newest release
+  (cd "$src" && go get "${@/%/@$version}" >/dev/null)
+  (cd "$src" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp/" "$@")
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  log "built $(ls "$out" | tr '\n' ' ')in $out"
+}
+
+# kubernetes requires its staging modules at v0.0.0 with local replaces; replace each with its
+# published v0.Y.Z (the staging list is read from that exact tag's go.mod). kubeadm refuses to
+# work without the version ldflags.
+build_kubernetes() {
   local minor=${KUBERNETES_VERSION#v1.}; minor=${minor%%.*}
-  local ld="" p
+  local ld="" p c pkgs=()
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
     ld+=" -X $p.gitTreeState=clean -X $p.gitCommit=0000000000000000000000000000000000000000"
     ld+=" -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  (cd "$src" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w $ld" -o "$out.tmp/" "${pkgs[@]}")
-  rm -rf "$out"; mv "$out.tmp" "$out"
-  log "built $(ls "$out" | tr '\n' ' ')in $out"
+  for c in kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubeadm kubectl; do
+    pkgs+=("k8s.io/kubernetes/cmd/$c")
+  done
+  local staging="v0.${KUBERNETES_VERSION#v1.}"
+  wrapper_build kubernetes k8s.io/kubernetes "$KUBERNETES_VERSION" \
+    '$2=="=>" && $3 ~ /^\.\/staging\// {print "replace " $1 " => " $1 " '"$staging"'"}' "$ld" "${pkgs[@]}"
+}
+
+# etcd's server module replaces its sibling modules with local paths; its requirements already
+# name the published versions, so the wrapper needs no replace lines at all.
+build_etcd() {
+  local version
+  version="v$(kubeadm_image etcd | sed -E 's/.*:([0-9.]+).*/\1/')"
+  wrapper_build etcd go.etcd.io/etcd/server/v3 "$version" 'BEGIN{}' "" go.etcd.io/etcd/server/v3
+  local d="$K8SDNS_CACHE/bin/etcd-$version"
+  # go names a /vN module's binary after the element before /vN
+  [ -x "$d/etcd" ] || mv "$d/server" "$d/etcd"
 }
 
 # go_install NAME MODULE_PATH VERSION: a module with no replace lines installs directly.
@@ -51,5 +70,7 @@ go_install() {
 }
 
 step kubernetes build_kubernetes
+step etcd build_etcd
 step crictl go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION"
 step kind go_install kind sigs.k8s.io/kind "$KIND_VERSION"
+step coredns go_install coredns github.com/coredns/coredns "$(kubeadm_image coredns | awk -F: '{print $NF}')"

@@ -35,3 +35,9 @@ debian_mirror() {
 
 # A content hash of the given strings/files: the key under which a built artefact is cached.
 inputs_hash() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
+
+# The built Kubernetes binaries, and the images kubeadm will ask for by name: the one place their
+# tags come from (no registry name is written into this project).
+k8s_bin() { printf '%s\n' "$K8SDNS_CACHE/bin/kubernetes-$KUBERNETES_VERSION"; }
+kubeadm_images() { "$(k8s_bin)/kubeadm" config images list --kubernetes-version "$KUBERNETES_VERSION" 2>/dev/null; }
+kubeadm_image() { kubeadm_images | grep -E "/$1:" | head -1; }
