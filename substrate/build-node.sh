@@ -21,10 +21,10 @@ rootfs() {
   local name=$1; shift
   local key; key=$(inputs_hash "$DEBIAN_SUITE" "$@")
   local tar="$K8SDNS_CACHE/rootfs/$name-$key.tar"
-  if [ -s "$tar" ]; then log "reused $tar" ; printf '%s\n' "$tar"; return; fi
+  if [ -f "$tar" ]; then log "reused $tar" ; printf '%s\n' "$tar"; return; fi
   mkdir -p "$K8SDNS_CACHE/rootfs"
   local IFS=,
-  mmdebstrap --quiet --variant=minbase --include="$*" \
+  mmdebstrap --quiet --format=tar --variant=minbase --include="$*" \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     "$DEBIAN_SUITE" "$tar.tmp" "$MIRROR" >&2
@@ -165,10 +165,11 @@ NODE_IMAGE="k8sdns/kind-node:$KUBERNETES_VERSION-$(inputs_hash "$BASE_KEY" "$CNI
 
 build_node() {
   if image_exists "$NODE_IMAGE"; then log "reused $NODE_IMAGE"; return; fi
-  local id="k8sdns-node-build-$$"
+  BUILD_CONTAINER="k8sdns-node-build-$$"
+  local id=$BUILD_CONTAINER
   docker run -d --name "$id" --privileged --security-opt seccomp=unconfined --entrypoint=sleep \
     "$BASE_IMAGE" infinity >/dev/null
-  trap 'docker rm -f -v "$id" >/dev/null 2>&1 || true' RETURN
+  trap 'docker rm -f -v "$BUILD_CONTAINER" >/dev/null 2>&1 || true' EXIT
   local b
   for b in kubeadm kubelet kubectl; do docker cp "$BIN/$b" "$id:/usr/bin/$b"; done
   docker exec "$id" chown root:root /usr/bin/kubeadm /usr/bin/kubelet /usr/bin/kubectl
@@ -186,7 +187,6 @@ build_node() {
     docker exec -i "$id" ctr --namespace=k8s.io images import --label=io.cri-containerd.pinned=pinned \
       --all-platforms --no-unpack --digests - < "$(image_tar "$image")" >/dev/null
   done
-  docker exec "$id" ctr --namespace=k8s.io images list -q >&2
   docker exec "$id" pkill containerd || true
   sleep 1
   docker commit --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' \
