@@ -1,0 +1,238 @@
+"""Helpers for the probe tests: a private network namespace, unbound in it, the payload runner.
+
+Everything stays inside a namespace the tests create (loopback only: no route leaves it), so no
+query reaches the machine's own resolver or the outside.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_k8sdns.probe import parse_output, probe_command
+from pytest_k8sdns.probe.schema import ProbeResult
+
+UNBOUND = "/usr/sbin/unbound"
+DNS_IP = "127.0.53.1"  # the "cluster DNS" address, on the namespace's loopback
+RECORDER_IP = "127.0.0.1"  # where the in-pod recording forwarder listens
+POD_SEARCH = "default.svc.cluster.local svc.cluster.local cluster.local"
+KUBERNETES_IP = "10.96.0.1"  # zone data only: nothing is ever sent to it
+SEARCH_ONLY_IP = "10.96.7.7"
+API_A = "192.0.2.10"
+API_AAAA = "2001:db8::10"
+# Names that answer in the test zones; the rest of cluster.local and example.test is NXDOMAIN.
+EXISTING = frozenset(
+    {"kubernetes.default.svc.cluster.local.", "onlysearch.default.svc.cluster.local.", "api.example.test."}
+)
+EAI_NONAME = -2
+
+
+def pod_resolv_conf(nameserver: str = DNS_IP, ndots: int = 5, extra_options: str = "") -> str:
+    """A ClusterFirst pod's resolv.conf as kubelet writes it."""
+    options = f"ndots:{ndots}" + (f" {extra_options}" if extra_options else "")
+    return f"search {POD_SEARCH}\nnameserver {nameserver}\noptions {options}\n"
+
+
+def recorder_resolv_conf(ndots: int = 5, extra_options: str = "") -> str:
+    """The pod's resolv.conf with its nameserver swapped for the in-pod recorder, as the suite does."""
+    return pod_resolv_conf(RECORDER_IP, ndots, extra_options)
+
+
+def expected_qnames(libc: str, resolv_conf: str, name: str, explicit: list[str]) -> list[str]:
+    """The names `libc` asks, up to the first that exists; checked against the resolver model
+    (pytest_k8sdns.resolver.search_candidates) when that module is there."""
+    try:
+        from pytest_k8sdns.resolver import search_candidates
+    except ImportError:
+        return explicit
+    model = []
+    for qname in search_candidates(libc, resolv_conf, name):
+        model.append(qname)
+        if qname in EXISTING:
+            break
+    assert model == explicit, f"resolver model for {libc} {model} disagrees with the expected {explicit}"
+    return model
+
+
+UNBOUND_CONF = """\
+server:
+    interface: {ip}
+    port: 53
+    do-ip4: yes
+    do-ip6: no
+    do-udp: yes
+    do-tcp: yes
+    access-control: 127.0.0.0/8 allow
+    do-daemonize: no
+    chroot: ""
+    username: ""
+    pidfile: ""
+    directory: "{dir}"
+    logfile: ""
+    use-syslog: no
+    verbosity: 1
+    num-threads: 1
+    so-reuseport: no
+    module-config: "iterator"
+    do-not-query-localhost: no
+    # No recursion anywhere: every name outside the zones below is answered NXDOMAIN locally.
+    local-zone: "." static
+    local-zone: "cluster.local." static
+    local-data: "kubernetes.default.svc.cluster.local. 30 IN A {kubernetes}"
+    local-data: "_https._tcp.kubernetes.default.svc.cluster.local. 30 IN SRV 0 100 443 {kubernetes_fqdn}"
+    local-data: "onlysearch.default.svc.cluster.local. 30 IN A {search_only}"
+    local-data-ptr: "{kubernetes} kubernetes.default.svc.cluster.local."
+    local-zone: "example.test." static
+    local-data: "api.example.test. 300 IN A {api_a}"
+    local-data: "api.example.test. 300 IN AAAA {api_aaaa}"
+"""
+
+NSSWITCH = "hosts: dns\n"  # only DNS: no /etc/hosts, no systemd-resolved, no mDNS
+
+
+def need_root_and_ip() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("probe netns tests need root to create network namespaces (run them as root)")
+    if shutil.which("ip") is None:
+        pytest.skip("probe netns tests need iproute2's `ip` (apt-get install iproute2)")
+
+
+def need_unbound() -> None:
+    if not os.access(UNBOUND, os.X_OK):
+        pytest.skip(f"{UNBOUND} not found: apt-get install unbound")
+
+
+def run(argv: list[str], timeout: float = 60, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **kw)
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+@dataclass
+class Netns:
+    """A network namespace with loopback only, and its /etc/netns/<name>/ overlay files."""
+
+    name: str
+
+    @property
+    def etc(self) -> Path:
+        return Path("/etc/netns") / self.name
+
+    def set_resolv_conf(self, text: str) -> None:
+        # `ip netns exec` bind-mounts each file of /etc/netns/<name>/ over /etc/ at every exec.
+        (self.etc / "resolv.conf").write_text(text)
+
+    def argv(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *argv]
+
+
+@dataclass
+class Unbound:
+    ip: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def log_tail(self) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def start_unbound(
+    in_netns: Callable[[list[str]], list[str]], workdir: Path, ready: Callable[[], str | None]
+) -> Unbound:
+    """Run unbound in the foreground on DNS_IP:53 in a namespace; wait until `ready()` returns
+    None (else it returns what it saw). The caller stops it."""
+    conf = workdir / "unbound.conf"
+    conf.write_text(
+        UNBOUND_CONF.format(
+            ip=DNS_IP,
+            dir=workdir,
+            kubernetes_fqdn="kubernetes.default.svc.cluster.local.",
+            kubernetes=KUBERNETES_IP,
+            search_only=SEARCH_ONLY_IP,
+            api_a=API_A,
+            api_aaaa=API_AAAA,
+        )
+    )
+    if os.access(UNBOUND + "-checkconf", os.X_OK):
+        check = run([UNBOUND + "-checkconf", str(conf)])
+        assert check.returncode == 0, f"unbound-checkconf {conf}: {check.stdout}{check.stderr}"
+    log = workdir / "unbound.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(in_netns([UNBOUND, "-d", "-c", str(conf)]), stdout=fh, stderr=subprocess.STDOUT)
+    server = Unbound(DNS_IP, proc, log)
+    deadline = time.monotonic() + 15
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"unbound exited with {proc.returncode}:\n{server.log_tail()}")
+            last = ready()
+            if last is None:
+                return server
+            if time.monotonic() > deadline:
+                pytest.fail(f"unbound on {DNS_IP}:53 did not answer within 15 s; last: {last}\n{server.log_tail()}")
+            time.sleep(0.2)
+    except BaseException:
+        server.stop()
+        raise
+
+
+def answered(proc: subprocess.CompletedProcess[str]) -> str | None:
+    """None if a `query` probe run got NOERROR, else what it printed."""
+    if proc.returncode == 0 and '"rcode":"NOERROR"' in proc.stdout:
+        return None
+    return (proc.stdout + proc.stderr).strip()[-300:]
+
+
+@dataclass
+class ProbeRunner:
+    """Runs the built zipapp inside the namespace with a given resolv.conf and interpreter."""
+
+    netns: Netns
+    zipapp: Path
+    python: str = sys.executable
+    calls: list[list[str]] = field(default_factory=list)
+
+    def raw(
+        self,
+        command: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        resolv_conf: str | None = None,
+        python: str | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        self.netns.set_resolv_conf(resolv_conf if resolv_conf is not None else pod_resolv_conf())
+        argv = probe_command(command, args, path=str(self.zipapp))
+        argv[0] = python or self.python
+        self.calls.append(argv)
+        return run(self.netns.argv(argv), timeout=timeout)
+
+    def run(self, command: str, args: Mapping[str, Any] | None = None, **kw: Any) -> ProbeResult:
+        __tracebackhide__ = True
+        proc = self.raw(command, args, **kw)
+        if proc.returncode != 0:
+            pytest.fail(f"probe {command} exited {proc.returncode}: {proc.stdout.strip()}\n{proc.stderr.strip()}")
+        return parse_output(command, proc.stdout, where=f"netns {self.netns.name}")

@@ -1,0 +1,101 @@
+"""The zipapp build and the argv helpers (no root needed)."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import dns
+import pytest
+
+from pytest_k8sdns.errors import ConfigError
+from pytest_k8sdns.probe import (
+    PAYLOAD_PATH,
+    build_zipapp,
+    install_command,
+    install_input,
+    payload_sha256,
+    probe_command,
+)
+from pytest_k8sdns.probe import build as build_module
+
+PAYLOAD = Path(build_module.__file__).with_name("payload.py")
+
+
+def test_zipapp_is_stored_sorted_and_deterministic() -> None:
+    first = build_zipapp()
+    build_zipapp.cache_clear()
+    assert build_zipapp() == first
+    assert build_zipapp() is build_zipapp()  # cached in-process
+    with zipfile.ZipFile(io.BytesIO(first)) as zf:
+        assert zf.testzip() is None
+        infos = zf.infolist()
+        names = [info.filename for info in infos]
+        assert names == sorted(names)
+        assert {info.compress_type for info in infos} == {zipfile.ZIP_STORED}
+        assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
+        assert zf.read("__main__.py") == PAYLOAD.read_bytes()
+        dns_root = Path(dns.__file__).parent
+        expected = sorted(
+            "dns/" + p.relative_to(dns_root).as_posix() for p in dns_root.rglob("*.py") if "__pycache__" not in p.parts
+        )
+        assert [n for n in names if n != "__main__.py"] == expected
+        assert "dns/query.py" in names and "dns/message.py" in names
+        assert not [n for n in names if "__pycache__" in n or not n.endswith(".py")]
+
+
+def test_install_command_writes_the_payload_with_python_alone(tmp_path: Path) -> None:
+    argv = install_command()
+    assert argv[0] == "python3" and argv[-2] == "-c" and PAYLOAD_PATH in argv[-1]
+    # The same script, pointed at a scratch directory instead of /k8sdns.
+    script = argv[-1].replace("/k8sdns", str(tmp_path / "k8sdns"))
+    proc = subprocess.run(
+        [sys.executable, *argv[1:-1], script], input=install_input(), capture_output=True, check=True, timeout=60
+    )
+    written = (tmp_path / "k8sdns" / "probe.pyz").read_bytes()
+    assert written == build_zipapp()
+    assert proc.stdout.decode().strip() == payload_sha256() == hashlib.sha256(written).hexdigest()
+    assert base64.b64decode(install_input()) == written
+
+
+def test_probe_command_shape() -> None:
+    argv = probe_command("lookup", {"names": ["a"], "count": 2})
+    assert argv[:4] == ["python3", "-I", "-S", PAYLOAD_PATH]
+    assert argv[4] == "lookup" and json.loads(argv[5]) == {"names": ["a"], "count": 2}
+    assert probe_command("info")[-1] == "{}"
+    with pytest.raises(ConfigError, match="unknown probe command 'dig'; valid commands: info, lookup"):
+        probe_command("dig")
+
+
+def test_payload_source_is_python_3_8_and_stdlib_only() -> None:
+    source = PAYLOAD.read_text()
+    tree = ast.parse(source, feature_version=(3, 8))
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert imported - {"__future__"} <= set(sys.stdlib_module_names) | {"dns"}, imported
+    # The one file it reads is /etc/resolv.conf.
+    assert source.count("open(") == 1 and 'RESOLV_CONF = "/etc/resolv.conf"' in source
+
+
+def test_zipapp_runs_isolated_from_site_packages(tmp_path: Path) -> None:
+    path = tmp_path / "probe.pyz"
+    path.write_bytes(build_zipapp())
+    argv = probe_command("info", path=str(path))
+    proc = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, timeout=60, check=True)
+    doc = json.loads(proc.stdout)
+    assert doc["command"] == "info" and doc["dnspython"] == dns.version.version
+    bad = subprocess.run([sys.executable, "-I", "-S", str(path), "nope"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+    assert json.loads(bad.stdout)["error"].startswith("ArgError: unknown command 'nope'")
+    assert "Traceback" in bad.stderr
