@@ -20,7 +20,7 @@ from pytest_k8sdns.errors import ConfigError
 
 PAYLOAD_DIR = "/k8sdns"
 PAYLOAD_PATH = f"{PAYLOAD_DIR}/probe.pyz"
-COMMANDS = ("info", "lookup", "burst", "query", "record")
+COMMANDS = ("info", "lookup", "burst", "query", "record", "http")
 # -I: ignore PYTHON* variables and user site; -S: no site-packages. The probe then imports only
 # the stdlib and what its zipapp carries, whatever else the image has installed.
 PYTHON_ARGV = ("python3", "-I", "-S")

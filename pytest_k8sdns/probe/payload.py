@@ -12,6 +12,7 @@ Commands (argument and output shapes are checked on the host by pytest_k8sdns.pr
   burst   bursts of parallel getaddrinfo lookups released together by a barrier
   query   raw dnspython queries to one server over UDP or TCP
   record  a recording DNS forwarder on <listen>:53 and one libc lookup per name through it
+  http    one plain-HTTP GET of a given URL (metrics, health endpoints), no proxy
 """
 
 from __future__ import annotations
@@ -869,9 +870,54 @@ def cmd_record(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# ---- http: metrics and health endpoints ----------------------------------------------------------
+
+MAX_HTTP_BYTES = 16 * 1024 * 1024
+
+
+def cmd_http(args: dict[str, Any]) -> dict[str, Any]:
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = _arg(args, "url", str, required=True)
+    timeout = _arg(args, "timeout", float, 10.0, lo=0.01, hi=300.0)
+    max_bytes = _arg(args, "max_bytes", int, 4 * 1024 * 1024, lo=1, hi=MAX_HTTP_BYTES)
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ArgError(f"argument 'url'={url!r} must be an http:// URL with a host")
+    # http.client, not urllib.request: no proxy from the environment, only the given host.
+    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    start = mono()
+    try:
+        path = parts.path or "/"
+        conn.request("GET", path + ("?" + parts.query if parts.query else ""), headers={"Accept": "*/*"})
+        response = conn.getresponse()
+        body = response.read(max_bytes + 1)
+        latency = mono() - start
+        headers = {name.lower(): value for name, value in response.getheaders()}
+    finally:
+        conn.close()
+    return {
+        "url": url,
+        "status": response.status,
+        "reason": response.reason,
+        "headers": headers,
+        "body": body[:max_bytes].decode("utf-8", "replace"),
+        "truncated": len(body) > max_bytes,
+        "latency_ns": latency,
+    }
+
+
 # ---- entry point -------------------------------------------------------------------------------
 
-COMMANDS = {"info": cmd_info, "lookup": cmd_lookup, "burst": cmd_burst, "query": cmd_query, "record": cmd_record}
+COMMANDS = {
+    "info": cmd_info,
+    "lookup": cmd_lookup,
+    "burst": cmd_burst,
+    "query": cmd_query,
+    "record": cmd_record,
+    "http": cmd_http,
+}
 
 
 def _emit(doc: dict[str, Any]) -> None:

@@ -171,6 +171,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "unanswered": _NONNEG,
         },
     ),
+    "http": _doc(
+        "http",
+        {
+            "url": _STR,
+            "status": {"type": "integer", "minimum": 100, "maximum": 599},
+            "reason": _STR,
+            "headers": {"type": "object", "additionalProperties": _STR},
+            "body": _STR,
+            "truncated": {"type": "boolean"},
+            "latency_ns": _NONNEG,
+        },
+    ),
 }
 
 _VALIDATORS = {name: jsonschema.Draft202012Validator(schema) for name, schema in SCHEMAS.items()}
@@ -328,7 +340,20 @@ class RecordResult:
     unanswered: int
 
 
-ProbeResult = ProbeInfo | LookupResult | QueryResult | RecordResult
+@dataclass(frozen=True)
+class HttpResult:
+    """`http`: one GET of a metrics or health endpoint from inside the pod."""
+
+    url: str
+    status: int
+    reason: str
+    headers: Mapping[str, str]  # names lower-cased
+    body: str
+    truncated: bool
+    latency_ns: int
+
+
+ProbeResult = ProbeInfo | LookupResult | QueryResult | RecordResult | HttpResult
 
 
 # ---- validation and parsing --------------------------------------------------------------------
@@ -445,6 +470,8 @@ def parse_output(command: str, output: str | bytes, *, where: str = "") -> Probe
             timeout=float(doc["timeout"]),
             replies=tuple(_reply(r) for r in doc["replies"]),
         )
+    if command == "http":
+        return HttpResult(**{k: doc[k] for k in HttpResult.__dataclass_fields__})
     return RecordResult(
         listen=doc["listen"],
         upstream=tuple(doc["upstream"]),
@@ -488,3 +515,7 @@ def parse_query(output: str | bytes, *, where: str = "") -> QueryResult:
 
 def parse_record(output: str | bytes, *, where: str = "") -> RecordResult:
     return _typed("record", output, where, RecordResult)
+
+
+def parse_http(output: str | bytes, *, where: str = "") -> HttpResult:
+    return _typed("http", output, where, HttpResult)

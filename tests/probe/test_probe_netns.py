@@ -5,7 +5,11 @@ from __future__ import annotations
 import glob
 import json
 import shutil
-from collections.abc import Collection
+import subprocess
+import sys
+import time
+from collections.abc import Collection, Iterator
+from pathlib import Path
 
 import pytest
 from probe_netns_support import (
@@ -24,6 +28,7 @@ from probe_netns_support import (
 
 from pytest_k8sdns.errors import PodError
 from pytest_k8sdns.probe import (
+    HttpResult,
     LookupResult,
     ProbeInfo,
     QueryResult,
@@ -321,3 +326,45 @@ def test_payload_runs_on_python_3_8(probe: ProbeRunner, python: str) -> None:
     assert result.parser in ("builtin", "dnspython")
     assert len(result.lookups[0].queries) == 8
     assert result.lookups[0].queries[-1].qname == "api.example.test."
+
+
+# ---- http ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def metrics_server(probe: ProbeRunner, tmp_path: Path) -> Iterator[str]:
+    """A plain HTTP server on 127.0.0.1:9153 inside the namespace, serving /metrics."""
+    (tmp_path / "metrics").write_text('coredns_dns_requests_total{server="dns://:53"} 7\n')
+    argv = probe.netns.argv(
+        [sys.executable, "-I", "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(tmp_path), "9153"]
+    )
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while probe.raw("http", {"url": "http://127.0.0.1:9153/metrics", "timeout": 0.5}).returncode != 0:
+            assert proc.poll() is None and time.monotonic() < deadline, "http.server did not start in the netns"
+            time.sleep(0.1)
+        yield "http://127.0.0.1:9153"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_http_gets_a_metrics_page(probe: ProbeRunner, metrics_server: str) -> None:
+    result = probe.run("http", {"url": metrics_server + "/metrics"})
+    assert isinstance(result, HttpResult)
+    assert result.status == 200 and not result.truncated
+    assert result.body == 'coredns_dns_requests_total{server="dns://:53"} 7\n'
+    assert "content-length" in result.headers
+    short = probe.run("http", {"url": metrics_server + "/metrics", "max_bytes": 10})
+    assert isinstance(short, HttpResult) and short.truncated and short.body == "coredns_dn"
+    missing = probe.run("http", {"url": metrics_server + "/nope"})
+    assert isinstance(missing, HttpResult) and missing.status == 404
+
+
+def test_http_refuses_other_schemes_and_reports_refusal(probe: ProbeRunner) -> None:
+    bad = probe.raw("http", {"url": "https://127.0.0.1/"})
+    assert bad.returncode == 2 and "must be an http:// URL" in json.loads(bad.stdout)["error"]
+    refused = probe.raw("http", {"url": "http://127.0.0.1:9/metrics", "timeout": 1})
+    with pytest.raises(PodError, match="probe http in pod p failed: ConnectionRefusedError"):
+        parse_output("http", refused.stdout, where="pod p")
