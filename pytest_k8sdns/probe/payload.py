@@ -302,7 +302,7 @@ def cmd_lookup(args: dict[str, Any]) -> dict[str, Any]:
         count = len(run.names)
     limit = min(count, max_lookups) if count is not None else max_lookups
     n_names = len(run.names)
-    period_ns = int(1e9 / qps) if qps > 0 else 0
+    period_ns = 1e9 / qps if qps > 0 else 0.0
     duration_ns = int(duration_s * 1e9) if duration_s is not None else None
     counter = itertools.count()  # next() on it is atomic under the GIL: the shared ticket
     stopped: list[str] = []
@@ -318,7 +318,7 @@ def cmd_lookup(args: dict[str, Any]) -> dict[str, Any]:
                 stopped.append("count" if count is not None and i >= count else "limit")
                 return
             if period_ns:
-                due = t0 + i * period_ns
+                due = t0 + int(i * period_ns)
                 if deadline is not None and due >= deadline:
                     stopped.append("duration")
                     return
