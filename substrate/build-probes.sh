@@ -24,8 +24,8 @@ MUSL_KEY=$(inputs_hash musl "$DEBIAN_SUITE" "$PY_SERIES" "$SELF_SHA" "$TOOLS")
 # Source downloads depend only on the suite and the packages.
 SRC_DIR="$PROBES/src-$(inputs_hash "$DEBIAN_SUITE" "python$PY_SERIES" zlib)"
 PROBE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-# What every probe image must import, and a lookup through the image's own libc.
-IMPORT_CHECK="import socket,json,threading,selectors,select,zipimport,zlib,argparse,time,struct,base64,binascii,signal,ipaddress,concurrent.futures; socket.getaddrinfo('localhost', 53); print('ok')"
+# What every probe image must import, a lookup through the image's own libc, and zlib at work.
+IMPORT_CHECK="import socket,json,threading,selectors,select,zipimport,zlib,argparse,time,struct,base64,binascii,signal,ipaddress,concurrent.futures; socket.getaddrinfo('localhost', 53); assert zlib.decompress(zlib.compress(b'k8sdns')) == b'k8sdns'; print('ok')"
 
 # ---- cache check -------------------------------------------------------------------------------
 
@@ -37,14 +37,15 @@ image_current() {
 # reuse TAG KEY DIR: succeed (and say so) if the image is there or its saved tar is cached.
 reuse() {
   local tag=$1 key=$2 dir=$3
-  [ -f "$dir/image.tar" ] || return 1
   if image_current "$tag" "$key"; then
+    if [ ! -f "$dir/image.tar" ]; then mkdir -p "$dir"; save_image "$tag" "$dir"; fi
     log "reused image $tag (inputs $key)"
-  else
-    docker load -q -i "$dir/image.tar" >/dev/null
-    image_current "$tag" "$key" || die "$dir/image.tar does not hold $tag with inputs $key"
-    log "reused $dir/image.tar: loaded $tag"
+    return 0
   fi
+  [ -f "$dir/image.tar" ] || return 1
+  docker load -q -i "$dir/image.tar" >/dev/null
+  image_current "$tag" "$key" || die "$dir/image.tar does not hold $tag with inputs $key"
+  log "reused $dir/image.tar: loaded $tag"
 }
 
 # ---- shared image steps --------------------------------------------------------------------------
@@ -77,8 +78,8 @@ verify() {
 
 # save_image TAG DIR: keep `docker save` output, so a lost image comes back without a rebuild.
 save_image() {
-  docker save -o "$2/image.tar.tmp" "$1"
-  mv "$2/image.tar.tmp" "$2/image.tar"
+  docker save -o "$2/image.tar.tmp" "$1" || die "docker save $1 failed"
+  mv "$2/image.tar.tmp" "$2/image.tar" || die "cannot write $2/image.tar"
   log "saved $1 to $2/image.tar ($(du -h "$2/image.tar" | cut -f1))"
 }
 
@@ -90,7 +91,9 @@ glibc_rootfs() {
   rm -f "$dir/rootfs.tar"
   # python3-minimal has socket, threading, argparse, ...; json and concurrent.futures are in
   # libpython3.X-stdlib. Docs, man pages and translations are never unpacked.
+  # merged /usr by symlinks from the hook, not by the usrmerge package (which pulls in perl).
   mmdebstrap --variant=minbase --mode=root --skip=output/dev \
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --include="python3-minimal,libpython$PY_SERIES-stdlib" \
     --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' \
@@ -138,7 +141,7 @@ musl_sources() {
   log "sources: $(cd "$SRC_DIR" && ls | tr '\n' ' ')"
 }
 
-# musl_cc_wrapper DIR: musl-gcc that says x86_64-linux-musl to -print-multiarch (else configure
+# musl_cc_wrapper DIR: musl-gcc that says <arch>-linux-musl to -print-multiarch (else configure
 # fails on the platform triplet and setup.py adds glibc's include dir) and sees linux-libc-dev's
 # kernel headers through -isystem (musl-dev has none, and setup.py drops -isystem from CPPFLAGS).
 musl_cc_wrapper() {
@@ -192,10 +195,12 @@ musl_python() {
   src=$(find "$w" -maxdepth 1 -type d -name 'Python-*' | head -1)
   # PKG_CONFIG_LIBDIR: only the private prefix, never the host's glibc zlib/ffi/lzma.
   # Fully static: every stdlib module that configure enables goes into the binary through
-  # Setup.local; the limited-API templates, which must be shared, are turned off.
+  # Setup.local; the limited-API templates, which must be shared, are turned off, and so is
+  # _crypt (Debian's musl libc.a has no crypt; configure's probe is optimised away).
   (cd "$src" && env PKG_CONFIG_LIBDIR="$w/deps/lib/pkgconfig" PKG_CONFIG_PATH= \
       CC="$w/bin/musl-cc" CFLAGS="-O2" CPPFLAGS="-I$w/deps/include" LDFLAGS="-static -L$w/deps/lib" \
       MODULE_BUILDTYPE=static py_cv_module_xxlimited=n/a py_cv_module_xxlimited_35=n/a \
+      py_cv_module__crypt=n/a \
       ./configure --prefix=/usr/local --without-ensurepip --disable-test-modules) \
     >"$w/configure.log" 2>&1 || die "configure failed, see $w/configure.log and $src/config.log"
   sed -e '/^\*shared\*/,$d' -e '/^_test/d' "$src/Modules/Setup.stdlib" > "$src/Modules/Setup.local"
@@ -211,7 +216,7 @@ musl_rootfs() {
   local lib="$r/usr/local/lib/python$PY_SERIES" py="$r/usr/local/bin/python$PY_SERIES"
   # the test suite, GUI, static library, headers and optimised .pyc are of no use to a probe
   rm -rf "$lib"/test "$lib"/idlelib "$lib"/tkinter "$lib"/turtledemo "$lib"/ensurepip \
-    "$lib"/lib2to3/tests "$lib"/unittest/test "$lib"/ctypes/test "$lib"/sqlite3/test "$lib"/tkinter \
+    "$lib"/lib2to3/tests "$lib"/unittest/test "$lib"/ctypes/test "$lib"/sqlite3/test \
     "$lib"/config-"$PY_SERIES"-* "$r/usr/local/include" "$r/usr/local/share" "$r/usr/local/lib/pkgconfig" \
     "$r"/usr/local/lib/libpython*.a "$r"/usr/local/bin/*-config "$r"/usr/local/bin/idle*
   find "$lib" -name '*.opt-[12].pyc' -delete
