@@ -1,0 +1,158 @@
+"""Kubeconfig and context handling, API access, and one-line errors for API failures."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import urllib3
+import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from pytest_k8sdns.errors import ClusterError, ConfigError
+
+#: Label on everything the plugin creates, so leftovers can be found and removed.
+MANAGED_BY = {"app.kubernetes.io/managed-by": "pytest-k8sdns"}
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeFacts:
+    """What the report says about one node."""
+
+    name: str
+    internal_ip: str
+    ready: bool
+    kernel: str
+    os_image: str
+    container_runtime: str
+    kubelet: str
+
+
+def default_kubeconfig() -> str:
+    """The first file of $KUBECONFIG, else ~/.kube/config (kubectl's rule for a single file)."""
+    env = os.environ.get("KUBECONFIG", "")
+    first = next((p for p in env.split(os.pathsep) if p), "")
+    return os.path.expanduser(first or "~/.kube/config")
+
+
+@contextlib.contextmanager
+def api_errors(verb: str, resource: str, namespace: str | None, server: str) -> Iterator[None]:
+    """Turn API failures into one-line ClusterErrors that name the request and the fix."""
+    __tracebackhide__ = True
+    where = f"in namespace {namespace}" if namespace else "cluster-wide"
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status == 403:
+            raise ClusterError(
+                f"Forbidden: cannot {verb} {resource} {where} on {server}; grant it to this "
+                f"identity (fixtures/rbac.yaml lists what the suite needs)"
+            ) from None
+        if exc.status == 401:
+            raise ClusterError(
+                f"Unauthorized at {server}: the kubeconfig's credentials were refused; "
+                f"refresh them or pick another --k8sdns-context"
+            ) from None
+        raise
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise ClusterError(
+            f"cannot reach the Kubernetes API at {server} ({reason.__class__.__name__}); "
+            f"check that the cluster runs and that --k8sdns-context names it"
+        ) from None
+
+
+class Cluster:
+    """An API handle on one cluster, from one kubeconfig context."""
+
+    def __init__(self, api_client: client.ApiClient, context: str, kubeconfig: str, *, created: bool) -> None:
+        self.api_client = api_client
+        self.context = context
+        self.kubeconfig = kubeconfig
+        #: True when the plugin created this cluster and may change it outside its namespace.
+        self.created = created
+        self.server: str = api_client.configuration.host
+        self.core = client.CoreV1Api(api_client)
+        self.apps = client.AppsV1Api(api_client)
+        self.discovery = client.VersionApi(api_client)
+        self._local = threading.local()
+        self._exec_clients: list[client.ApiClient] = []
+
+    @property
+    def exec_api(self) -> client.CoreV1Api:
+        """A CoreV1Api for pod exec, one per thread: kubernetes.stream swaps its client's request
+        method while a websocket call runs, so exec must never share a client with other calls."""
+        api = getattr(self._local, "exec_api", None)
+        if api is None:
+            api_client = client.ApiClient(self.api_client.configuration)
+            self._exec_clients.append(api_client)
+            api = client.CoreV1Api(api_client)
+            self._local.exec_api = api
+        return api
+
+    @classmethod
+    def from_kubeconfig(cls, kubeconfig: str | None, context: str | None, *, created: bool = False) -> Cluster:
+        path = os.path.expanduser(kubeconfig) if kubeconfig else default_kubeconfig()
+        if not os.path.exists(path):
+            raise ConfigError(f"no kubeconfig at {path}; pass --k8sdns-kubeconfig=FILE or set KUBECONFIG")
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = yaml.safe_load(f) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read kubeconfig {path}: {exc.__class__.__name__}; fix the file or pass another") from None
+        contexts = doc.get("contexts") or [] if isinstance(doc, dict) else []
+        active = {"name": doc.get("current-context")} if isinstance(doc, dict) else None
+        names = [c.get("name") for c in contexts if isinstance(c, dict)]
+        chosen = context or (active or {}).get("name")
+        if not chosen:
+            raise ConfigError(f"{path} has no current-context; pass --k8sdns-context, one of: {', '.join(names) or 'none'}")
+        if chosen not in names:
+            listed = ", ".join(names) or "none"
+            raise ConfigError(f"context '{chosen}' is not in {path}; contexts there: {listed}")
+        try:
+            api_client = config.new_client_from_config(config_file=path, context=chosen)
+        except ConfigException as exc:
+            raise ConfigError(f"context '{chosen}' in {path} is unusable: {exc}") from None
+        api_client.configuration.retries = 2
+        return cls(api_client, chosen, path, created=created)
+
+    def call(self, verb: str, resource: str, namespace: str | None, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call an API method, with failures reported as one line naming verb/resource/namespace."""
+        __tracebackhide__ = True
+        kwargs.setdefault("_request_timeout", 30)
+        with api_errors(verb, resource, namespace, self.server):
+            return fn(*args, **kwargs)
+
+    def server_version(self) -> str:
+        info = self.call("get", "version", None, self.discovery.get_code)
+        return str(info.git_version)
+
+    def nodes(self) -> list[NodeFacts]:
+        items = self.call("list", "nodes", None, self.core.list_node).items
+        facts = []
+        for n in items:
+            ip = next((a.address for a in n.status.addresses or [] if a.type == "InternalIP"), "")
+            ready = any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+            info = n.status.node_info
+            facts.append(
+                NodeFacts(
+                    name=n.metadata.name,
+                    internal_ip=ip,
+                    ready=ready,
+                    kernel=info.kernel_version,
+                    os_image=info.os_image,
+                    container_runtime=info.container_runtime_version,
+                    kubelet=info.kubelet_version,
+                )
+            )
+        return facts
+
+    def close(self) -> None:
+        for api_client in [self.api_client, *self._exec_clients]:
+            api_client.close()

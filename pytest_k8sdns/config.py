@@ -1,0 +1,132 @@
+"""The settings in effect for a run, resolved once from the command line and ini twins."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from pytest_k8sdns.errors import ConfigError
+
+#: Public images used in clusters the plugin does not build images for.
+DEFAULT_GLIBC_IMAGE = "python:3.12-slim"
+DEFAULT_MUSL_IMAGE = "python:3.12-alpine"
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One setting: its command-line flag, ini twin, type, default and help."""
+
+    name: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def flag(self) -> str:
+        return "--k8sdns-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "k8sdns_" + self.name
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+#: Settings a user may keep in ini files as well as pass on the command line (the latter wins).
+OPTIONS: tuple[Option, ...] = (
+    Option("glibc_image", str, DEFAULT_GLIBC_IMAGE, "image of the glibc probe pods (needs python3)"),
+    Option("musl_image", str, DEFAULT_MUSL_IMAGE, "image of the musl probe pods (needs python3)"),
+    Option("p50_ms", _positive_float, 20.0, "bound on the median libc lookup latency, ms"),
+    Option("p99_ms", _positive_float, 100.0, "bound on the 99th percentile libc lookup latency, ms"),
+    Option("max_error_rate", _positive_float, 0.001, "largest share of failed lookups (0.001 = 0.1 percent)"),
+    Option("max_retry_signatures", int, 0, "most lookups allowed at the libc retry signature (glibc >= 5 s, musl >= 2.5 s)"),
+    Option("samples", _positive_int, 300, "libc lookups per flavour in the latency check"),
+    Option("qps", _positive_float, 50.0, "lookup rate per probe pod in the latency check (0 = as fast as possible)"),
+    Option("bursts", _positive_int, 20, "bursts of parallel A+AAAA lookups in the retry-signature check"),
+    Option("burst_size", _positive_int, 8, "parallel lookups per burst"),
+    Option("pod_timeout", _positive_float, 180.0, "seconds to wait for a probe pod to become Ready"),
+    Option("external_name", str, "", "a name outside the cluster that must resolve (check 8); kind clusters use the test upstream's"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know, in one frozen object."""
+
+    context: str | None = None
+    kubeconfig: str | None = None
+    kind: bool = False
+    keep_cluster: bool = False
+    kind_image: str | None = None
+    kind_config: str | None = None
+    upstream_image: str | None = None
+    require_nodelocal: bool = False
+    results: str | None = None
+    glibc_image: str = DEFAULT_GLIBC_IMAGE
+    musl_image: str = DEFAULT_MUSL_IMAGE
+    p50_ms: float = 20.0
+    p99_ms: float = 100.0
+    max_error_rate: float = 0.001
+    max_retry_signatures: int = 0
+    samples: int = 300
+    qps: float = 50.0
+    bursts: int = 20
+    burst_size: int = 8
+    pod_timeout: float = 180.0
+    external_name: str = ""
+
+    @property
+    def active(self) -> bool:
+        """True when a cluster was asked for, so the packaged suite runs."""
+        return self.kind or self.context is not None
+
+    def thresholds(self) -> dict[str, float]:
+        return {
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "max_error_rate": self.max_error_rate,
+            "max_retry_signatures": self.max_retry_signatures,
+        }
+
+    def image_options(self) -> dict[str, str]:
+        """Image -> the option that overrides it, for error messages."""
+        return {self.glibc_image: "--k8sdns-glibc-image", self.musl_image: "--k8sdns-musl-image"}
+
+
+def resolve(cli: dict[str, Any], ini: Callable[[str], Any]) -> Settings:
+    """Build Settings: the command line wins over ini, which wins over the default.
+
+    cli maps Settings field names to parsed command-line values (None when not given); ini
+    returns an ini value by name ('' when unset). Bad values raise one-line ConfigErrors.
+    """
+    values: dict[str, Any] = {k: v for k, v in cli.items() if v is not None and k in Settings.__dataclass_fields__}
+    for opt in OPTIONS:
+        raw = cli.get(opt.name)
+        source = opt.flag
+        if raw is None:
+            raw = ini(opt.ini)
+            source = f"ini option {opt.ini}"
+            if raw in ("", None, []):
+                values[opt.name] = opt.default
+                continue
+        try:
+            values[opt.name] = opt.type(str(raw))
+        except ValueError as exc:
+            raise ConfigError(f"{source}={raw!r} is not valid ({exc}); expected a {opt.type.__name__.strip('_')} like {opt.default!r}") from None
+    if values.get("kind") and values.get("context"):
+        raise ConfigError("--k8sdns-kind and --k8sdns-context exclude each other; pick one")
+    return Settings(**values)

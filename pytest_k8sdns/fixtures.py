@@ -1,0 +1,194 @@
+"""The plugin's fixtures: thin session-scoped handles over session, probes and inspectors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from pytest_k8sdns import probes, records
+from pytest_k8sdns.cluster import Cluster
+from pytest_k8sdns.config import Settings
+from pytest_k8sdns.coredns import CoreDNSInspector
+from pytest_k8sdns.errors import K8sDnsError
+from pytest_k8sdns.kind import UPSTREAM_NAMES
+from pytest_k8sdns.nodelocal import NodeLocalInspector, find_nodelocal
+from pytest_k8sdns.probes import LIBCS, ProbePod, ProbeSpec
+from pytest_k8sdns.resolver import parse_resolv_conf
+from pytest_k8sdns.report import RESULTS_KEY, Results
+from pytest_k8sdns.session import RUN_KEY, Run
+
+
+def _guarded(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call fn; a plugin error fails the fixture with its one-line message, no traceback."""
+    __tracebackhide__ = True
+    try:
+        return fn(*args)
+    except K8sDnsError as exc:
+        message = str(exc)
+    pytest.fail(message, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def k8sdns_run(request: pytest.FixtureRequest) -> Run:
+    """Session. The run: settings, cluster handle, namespace, facts. Needs --k8sdns-context or --k8sdns-kind."""
+    run = request.config.stash.get(RUN_KEY, None)
+    if run is None:
+        pytest.fail("no cluster: pass --k8sdns-context=NAME or --k8sdns-kind", pytrace=False)
+    return run
+
+
+@pytest.fixture(scope="session")
+def k8sdns_settings(k8sdns_run: Run) -> Settings:
+    """Session. The resolved settings (thresholds, images, sample sizes): a frozen Settings."""
+    return k8sdns_run.settings
+
+
+@pytest.fixture(scope="session")
+def k8sdns_cluster(k8sdns_run: Run) -> Cluster:
+    """Session. API handle on the cluster under test (from the context, or the kind cluster created)."""
+    return k8sdns_run.cluster
+
+
+@pytest.fixture(scope="session")
+def k8sdns_namespace(k8sdns_run: Run) -> str:
+    """Session. The run's namespace, k8sdns-<run id>; deleted at the end, also on failure and Ctrl-C."""
+    return k8sdns_run.namespace
+
+
+def _start(run: Run, specs: list[ProbeSpec]) -> dict[str, ProbePod]:
+    return _guarded(lambda: probes.start(run.cluster, run.namespace, run.run_id, specs,
+                                         timeout_s=run.settings.pod_timeout, image_options=run.settings.image_options()))
+
+
+def _image(settings: Settings, libc: str) -> str:
+    return settings.glibc_image if libc == "glibc" else settings.musl_image
+
+
+@pytest.fixture(scope="session")
+def probe_pods(k8sdns_run: Run) -> Iterator[dict[str, ProbePod]]:
+    """Session. One ClusterFirst probe pod per libc flavour: {"glibc": ProbePod, "musl": ProbePod}."""
+    specs = [ProbeSpec(key=libc, libc=libc, image=_image(k8sdns_run.settings, libc)) for libc in LIBCS]
+    started = _start(k8sdns_run, specs)
+    yield started
+    probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, started)
+
+
+@pytest.fixture(scope="session")
+def cluster_resolv_conf(probe_pods: dict[str, ProbePod]) -> str:
+    """Session. The text of /etc/resolv.conf in a ClusterFirst pod of the run's namespace."""
+    info = probe_pods["glibc"].info()
+    assert info.resolv_conf, f"{probe_pods['glibc'].where} has no readable /etc/resolv.conf"
+    return info.resolv_conf
+
+
+@pytest.fixture(scope="session")
+def cluster_nameserver(cluster_resolv_conf: str) -> str:
+    """Session. The first nameserver ClusterFirst pods are given: the cluster DNS (or NodeLocal) IP."""
+    servers = parse_resolv_conf(cluster_resolv_conf).nameservers
+    assert servers, f"no nameserver line in a ClusterFirst pod's resolv.conf:\n{cluster_resolv_conf}"
+    return servers[0]
+
+
+@pytest.fixture(scope="session")
+def record_pods(k8sdns_run: Run, cluster_resolv_conf: str) -> Iterator[dict[tuple[str, int], ProbePod]]:
+    """Session. dnsPolicy None pods per (libc, ndots) for ndots 5 and 2, nameserver 127.0.0.1 (the
+    in-pod recording forwarder), with the cluster's search list: {("glibc", 5): ProbePod, ...}."""
+    search = parse_resolv_conf(cluster_resolv_conf).search
+    specs = []
+    for libc in LIBCS:
+        for ndots in (5, 2):
+            specs.append(ProbeSpec(
+                key=f"record-{libc}-ndots{ndots}", libc=libc, image=_image(k8sdns_run.settings, libc),
+                dns_policy="None",
+                dns_config={"nameservers": ["127.0.0.1"], "searches": list(search),
+                            "options": [{"name": "ndots", "value": str(ndots)}]},
+            ))
+    started = _start(k8sdns_run, specs)
+    yield {(p.libc, int(k.rsplit("ndots", 1)[1])): p for k, p in started.items()}
+    probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, started)
+
+
+@pytest.fixture(scope="session")
+def node_probe_pods(k8sdns_run: Run) -> Iterator[dict[str, ProbePod]]:
+    """Session. One glibc ClusterFirst probe pod pinned to every node: {node name: ProbePod}."""
+    nodes = [n.name for n in k8sdns_run.cluster.nodes()]
+    specs = [ProbeSpec(key=f"node{i}-glibc", libc="glibc", image=k8sdns_run.settings.glibc_image, node=n)
+             for i, n in enumerate(nodes)]
+    started = _start(k8sdns_run, specs)
+    yield {p.node: p for p in started.values()}
+    probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, started)
+
+
+@pytest.fixture(scope="session")
+def default_policy_pods(k8sdns_run: Run) -> Iterator[dict[str, ProbePod]]:
+    """Session. A dnsPolicy Default pod on every node, to read the node's resolv.conf: {node: ProbePod}."""
+    nodes = [n.name for n in k8sdns_run.cluster.nodes()]
+    specs = [ProbeSpec(key=f"node{i}-default", libc="glibc", image=k8sdns_run.settings.glibc_image, node=n,
+                       dns_policy="Default") for i, n in enumerate(nodes)]
+    started = _start(k8sdns_run, specs)
+    yield {p.node: p for p in started.values()}
+    probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, started)
+
+
+@pytest.fixture(scope="session")
+def coredns(k8sdns_run: Run, cluster_nameserver: str) -> CoreDNSInspector:
+    """Session. Read-only view of the cluster DNS provider found through the pods' nameserver."""
+    inspector: CoreDNSInspector = _guarded(CoreDNSInspector, k8sdns_run.cluster, cluster_nameserver)
+    k8sdns_run.facts["coredns"] = inspector.describe()
+    return inspector
+
+
+@pytest.fixture(scope="session")
+def nodelocal(k8sdns_run: Run) -> NodeLocalInspector | None:
+    """Session. The NodeLocal DNSCache inspector, or None when no node-local-dns DaemonSet exists."""
+    found = find_nodelocal(k8sdns_run.cluster)
+    k8sdns_run.facts["nodelocal"] = found.describe() if found else "absent"
+    return found
+
+
+@pytest.fixture()
+def k8sdns_record(request: pytest.FixtureRequest, record_property: Callable[[str, Any], None]) -> Callable[..., None]:
+    """Function. record(name, value, unit="") keeps a measurement of the current check for the HTML
+    report, the results file and JUnit properties."""
+    results: Results = request.config.stash[RESULTS_KEY]
+
+    def record(name: str, value: Any, unit: str = "") -> None:
+        results.measure(request.node.nodeid, name, value, unit)
+        record_property(name, value)
+
+    return record
+
+
+@pytest.fixture(scope="session")
+def cluster_domain(cluster_resolv_conf: str) -> str:
+    """Session. The cluster domain, read from the `svc.<domain>` entry of the pods' search list."""
+    for entry in parse_resolv_conf(cluster_resolv_conf).search:
+        if entry.startswith("svc."):
+            return entry[len("svc."):]
+    pytest.fail(f"no svc.<domain> entry in a ClusterFirst pod's search list:\n{cluster_resolv_conf}", pytrace=False)
+    raise AssertionError
+
+
+@pytest.fixture(scope="session")
+def external_name(k8sdns_run: Run) -> tuple[str, str | None]:
+    """Session. (name, expected address or None) of a name outside the cluster that must resolve:
+    the test upstream's api.example.test on kind clusters the plugin made, else
+    --k8sdns-external-name (skips the upstream check when unset)."""
+    if k8sdns_run.kind is not None:
+        return "api.example.test", UPSTREAM_NAMES["api.example.test"]
+    if not k8sdns_run.settings.external_name:
+        pytest.skip("no external name to resolve: pass --k8sdns-external-name=NAME (e.g. one your upstream serves)")
+    return k8sdns_run.settings.external_name, None
+
+
+@pytest.fixture(scope="session")
+def dns_objects(k8sdns_run: Run, cluster_domain: str, external_name: tuple[str, str | None]) -> records.DnsObjects:
+    """Session. A ClusterIP Service `web` with a named port, a headless Service `hl` with two ready
+    pods (h0, h1 under subdomain hl) and an ExternalName Service `ext`, in the run's namespace."""
+    s = k8sdns_run.settings
+    objects: records.DnsObjects = _guarded(
+        records.create, k8sdns_run.cluster, k8sdns_run.namespace, k8sdns_run.run_id, cluster_domain,
+        s.glibc_image, external_name[0], s.pod_timeout, s.image_options())
+    return objects

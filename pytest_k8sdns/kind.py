@@ -1,0 +1,185 @@
+"""Throwaway kind clusters: create, wire to a test upstream DNS server, load images, delete."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_k8sdns.cluster import Cluster
+from pytest_k8sdns.errors import ToolError, WaitTimeout
+
+#: Label on the containers the plugin starts beside kind's nodes.
+CONTAINER_LABEL = "io.k8sdns.cluster"
+#: Names the test upstream DNS server answers (fixtures/upstream/example.test.db).
+UPSTREAM_NAMES = {"api.example.test": "192.0.2.10", "a.b.c.d.example.test": "192.0.2.11"}
+
+
+def fixture_path(*parts: str) -> Path:
+    """A file shipped in the package's fixtures/ folder."""
+    return Path(str(importlib.resources.files("pytest_k8sdns.fixture_files").joinpath(*parts)))
+
+
+def run_tool(argv: Sequence[str], *, option: str, input: str | None = None, timeout: float = 900) -> str:
+    """Run kind or docker; a failure names the command, its stderr and the option to change."""
+    __tracebackhide__ = True
+    if shutil.which(argv[0]) is None:
+        raise ToolError(f"{argv[0]} is not on PATH; install it, or use {option}")
+    try:
+        proc = subprocess.run(
+            list(argv), input=input, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"`{shlex.join(argv)}` still running after {timeout:.0f} s; see {option}") from None
+    if proc.returncode != 0:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-4:]) or "no stderr"
+        raise ToolError(f"`{shlex.join(argv)}` failed (exit {proc.returncode}): {tail}; see {option}")
+    return proc.stdout
+
+
+class KindCluster:
+    """A kind cluster the plugin owns: it may change anything in it, and deletes it at the end."""
+
+    def __init__(self, name: str, *, image: str | None, config: Path | None = None, workdir: Path | None = None) -> None:
+        self.name = name
+        self.image = image
+        self.config = config or fixture_path("kind-2node.yaml")
+        self._dir = Path(workdir or tempfile.mkdtemp(prefix=f"{name}-"))
+        self.kubeconfig = self._dir / "kubeconfig"
+        self.upstream_container = f"{name}-upstream"
+        self.upstream_ip = ""
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def create(self, wait_s: float = 300) -> Cluster:
+        run_tool(["docker", "info", "--format", "{{.ServerVersion}}"], option="--k8sdns-context (no Docker engine answers)")
+        argv = ["kind", "create", "cluster", "--name", self.name, "--config", str(self.config),
+                "--kubeconfig", str(self.kubeconfig), "--wait", "0s"]
+        if self.image:
+            argv += ["--image", self.image]
+        run_tool(argv, option="--k8sdns-kind-image", timeout=wait_s + 300)
+        cluster = Cluster.from_kubeconfig(str(self.kubeconfig), f"kind-{self.name}", created=True)
+        return cluster
+
+    def node_containers(self) -> list[str]:
+        out = run_tool(["kind", "get", "nodes", "--name", self.name], option="--k8sdns-kind")
+        return [line for line in out.split() if line]
+
+    def load_images(self, images: Sequence[str]) -> list[str]:
+        """Load the images the host's Docker has into every node; return those loaded."""
+        loaded = []
+        for image in images:
+            present = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False)
+            if present.returncode == 0:
+                run_tool(["kind", "load", "docker-image", "--name", self.name, image], option="--k8sdns-kind")
+                loaded.append(image)
+        return loaded
+
+    def start_upstream(self, image: str) -> str:
+        """Run the test upstream DNS server (CoreDNS serving fixtures/upstream) on kind's network."""
+        zones = fixture_path("upstream")
+        run_tool(["docker", "rm", "-f", self.upstream_container], option="--k8sdns-kind")
+        run_tool(
+            ["docker", "run", "-d", "--name", self.upstream_container, "--network", "kind",
+             "--label", f"{CONTAINER_LABEL}={self.name}", "-v", f"{zones}:/etc/k8sdns-upstream:ro",
+             image, "-conf", "/etc/k8sdns-upstream/Corefile"],
+            option="--k8sdns-upstream-image",
+        )
+        out = run_tool(["docker", "inspect", self.upstream_container], option="--k8sdns-kind")
+        networks = json.loads(out)[0]["NetworkSettings"]["Networks"]
+        self.upstream_ip = networks["kind"]["IPAddress"]
+        # Nodes (and dnsPolicy: Default pods) resolve through the test upstream too, never
+        # through the machine's own resolver.
+        for node in self.node_containers():
+            run_tool(["docker", "exec", "-i", node, "sh", "-c", "cat > /etc/resolv.conf"],
+                     input=f"nameserver {self.upstream_ip}\noptions ndots:1\n", option="--k8sdns-kind")
+        return self.upstream_ip
+
+    def delete(self) -> None:
+        """Delete the cluster and its upstream container; safe to call twice."""
+        if shutil.which("docker"):
+            subprocess.run(["docker", "rm", "-f", self.upstream_container], capture_output=True, check=False)
+        if shutil.which("kind"):
+            subprocess.run(["kind", "delete", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig)],
+                           capture_output=True, check=False, timeout=300)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def point_coredns_at(cluster: Cluster, upstream_ip: str, timeout_s: float = 180) -> None:
+    """Make CoreDNS forward to upstream_ip instead of the node's inherited resolv.conf, restart it.
+
+    Only for clusters the plugin created: it writes to kube-system.
+    """
+    assert cluster.created, "point_coredns_at changes kube-system: only for clusters the plugin created"
+    cm = cluster.call("get", "configmaps", "kube-system", cluster.core.read_namespaced_config_map, "coredns", "kube-system")
+    corefile = cm.data["Corefile"]
+    patched = re.sub(r"forward \. /etc/resolv\.conf", f"forward . {upstream_ip}", corefile)
+    cluster.call("patch", "configmaps", "kube-system", cluster.core.patch_namespaced_config_map,
+                 "coredns", "kube-system", {"data": {"Corefile": patched}})
+    stamp = str(int(time.time()))
+    cluster.call("patch", "deployments", "kube-system", cluster.apps.patch_namespaced_deployment,
+                 "coredns", "kube-system",
+                 {"spec": {"template": {"metadata": {"annotations": {"k8sdns.io/restarted-at": stamp}}}}})
+    wait_deployment(cluster, "kube-system", "coredns", timeout_s)
+
+
+def wait_deployment(cluster: Cluster, namespace: str, name: str, timeout_s: float) -> None:
+    """Wait until a Deployment's rollout is complete and all replicas are available."""
+    deadline = time.monotonic() + timeout_s
+    seen = "nothing"
+    while time.monotonic() < deadline:
+        d = cluster.call("get", "deployments", namespace, cluster.apps.read_namespaced_deployment, name, namespace)
+        st = d.status
+        want = d.spec.replicas or 0
+        seen = (f"generation {st.observed_generation}/{d.metadata.generation}, updated {st.updated_replicas}, "
+                f"available {st.available_replicas}, unavailable {st.unavailable_replicas} of {want}")
+        if (st.observed_generation == d.metadata.generation and (st.updated_replicas or 0) == want
+                and (st.available_replicas or 0) == want and not st.unavailable_replicas):
+            return
+        time.sleep(1)
+    raise WaitTimeout(f"deployment {namespace}/{name} not rolled out after {timeout_s:.0f} s; last seen: {seen}")
+
+
+def wait_nodes_ready(cluster: Cluster, count: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    seen = "no nodes"
+    while time.monotonic() < deadline:
+        nodes = cluster.nodes()
+        seen = ", ".join(f"{n.name}={'Ready' if n.ready else 'NotReady'}" for n in nodes) or "no nodes"
+        if len(nodes) >= count and all(n.ready for n in nodes):
+            return
+        time.sleep(2)
+    raise WaitTimeout(f"{count} nodes not Ready after {timeout_s:.0f} s; last seen: {seen}")
+
+
+def docker_leftovers(label_value: str | None = None) -> list[str]:
+    """Names of kind node and upstream containers still present (all, or one cluster's)."""
+    if shutil.which("docker") is None:
+        return []
+    names: list[str] = []
+    for label in ("io.x-k8s.kind.cluster", CONTAINER_LABEL):
+        selector = f"{label}={label_value}" if label_value else label
+        out = subprocess.run(["docker", "ps", "-a", "--filter", f"label={selector}", "--format", "{{.Names}}"],
+                             capture_output=True, text=True, check=False).stdout
+        names += out.split()
+    return names
+
+
+def kind_env_ok() -> str | None:
+    """None when kind and a Docker engine are usable, else the reason they are not."""
+    for tool in ("kind", "docker"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not on PATH"
+    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
+        return "no Docker engine answers (`docker info` failed)"
+    return None
+
+
+__all__ = ["KindCluster", "point_coredns_at", "wait_deployment", "wait_nodes_ready", "docker_leftovers",
+           "kind_env_ok", "fixture_path", "UPSTREAM_NAMES", "run_tool"]

@@ -1,0 +1,118 @@
+"""pytest entry point: options and ini twins, markers, suite collection, report header, lifecycle."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_k8sdns import config as cfg
+from pytest_k8sdns.errors import K8sDnsError
+from pytest_k8sdns.report import RESULTS_KEY, HtmlExtras, Results
+from pytest_k8sdns.session import RUN_KEY, Run
+
+pytest_plugins = ["pytest_k8sdns.fixtures"]
+
+SETTINGS_KEY = pytest.StashKey[cfg.Settings]()
+SUITE_DIR = Path(__file__).resolve().parent / "conformance"
+
+
+def _suite_dir() -> Path:
+    """The packaged conformance suite: inside the wheel, or ../conformance in a checkout."""
+    import pytest_k8sdns.conformance as suite
+
+    return Path(suite.__file__).resolve().parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("k8sdns", "certify a Kubernetes cluster's DNS from inside pods")
+    group.addoption("--k8sdns-context", metavar="NAME", help="run the packaged suite against this kubeconfig context")
+    group.addoption("--k8sdns-kubeconfig", metavar="FILE", help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
+    group.addoption("--k8sdns-kind", action="store_true", default=None, help="create a throwaway kind cluster, test it, delete it")
+    group.addoption("--k8sdns-keep-cluster", action="store_true", default=None, help="keep the kind cluster at the end")
+    group.addoption("--k8sdns-kind-image", metavar="IMAGE", help="kind node image (default: kind's own)")
+    group.addoption("--k8sdns-kind-config", metavar="FILE", help="kind cluster config (default: 2 nodes, fixtures/kind-2node.yaml)")
+    group.addoption("--k8sdns-upstream-image", metavar="IMAGE",
+                    help="image of the test upstream DNS server of kind clusters (default: the cluster's CoreDNS image)")
+    group.addoption("--k8sdns-require-nodelocal", action="store_true", default=None,
+                    help="fail, not skip, when no NodeLocal DNSCache is deployed")
+    group.addoption("--k8sdns-results", metavar="FILE", help="write every measurement and outcome as JSON")
+    for opt in cfg.OPTIONS:
+        group.addoption(opt.flag, metavar=opt.name.upper(), help=f"{opt.help} (default: {opt.default!r}; ini: {opt.ini})")
+        parser.addini(opt.ini, f"{opt.help} (command line: {opt.flag})", default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "k8sdns_check(number): the REFERENCE.md section 2 check a test implements")
+    config.addinivalue_line("markers", "k8sdns_libc(name): the libc flavour a test measures (glibc or musl)")
+    cli = {name[len("k8sdns_"):]: value for name, value in vars(config.option).items() if name.startswith("k8sdns_")}
+    try:
+        settings = cfg.resolve(cli, config.getini)
+    except K8sDnsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SETTINGS_KEY] = settings
+    results = Results()
+    config.stash[RESULTS_KEY] = results
+    config.pluginmanager.register(results, "k8sdns-results")
+    if config.pluginmanager.hasplugin("html"):
+        config.pluginmanager.register(HtmlExtras(results), "k8sdns-html")
+    if settings.active and config.args_source != pytest.Config.ArgsSource.ARGS:
+        # `pytest --k8sdns-context=prod` with no paths runs the packaged suite, from anywhere
+        config.args = [str(_suite_dir())]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    settings = session.config.stash[SETTINGS_KEY]
+    if not settings.active:
+        return
+    run = Run(settings)
+    session.config.stash[RUN_KEY] = run
+    try:
+        run.start()
+    except K8sDnsError as exc:
+        run.stop()
+        raise pytest.UsageError(str(exc)) from None
+    except KeyboardInterrupt:
+        run.stop()
+        raise
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.stash[SETTINGS_KEY].active:
+        return
+    suite = _suite_dir()
+    if any(Path(str(item.path)).is_relative_to(suite) for item in items):
+        raise pytest.UsageError("the conformance suite needs a cluster: pass --k8sdns-context=NAME or --k8sdns-kind")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    run = config.stash.get(RUN_KEY, None)
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if run is None or settings is None:
+        return []
+    return run.header_lines()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is None:
+        return
+    results = session.config.stash[RESULTS_KEY]
+    results.facts.update(run.facts_document())
+    settings = session.config.stash[SETTINGS_KEY]
+    if settings.results and not hasattr(session.config, "workerinput"):
+        results.write(settings.results, dataclasses.asdict(settings))
+    run.stop()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # the last chance to remove what the run created, also after Ctrl-C
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.stop()
+
+
+def pytest_keyboard_interrupt(excinfo: Any) -> None:
+    """Nothing to do here: pytest_sessionfinish and pytest_unconfigure still run and clean up."""

@@ -1,0 +1,186 @@
+"""Create, wait for, exec into and delete the plugin's pods; waits explain what they saw."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from kubernetes.stream import stream
+
+from pytest_k8sdns.cluster import MANAGED_BY, Cluster
+from pytest_k8sdns.errors import PodError, WaitTimeout
+
+#: Container states that will not fix themselves, with the option that overrides the image.
+_PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecResult:
+    """Output of one command run in a pod."""
+
+    stdout: str
+    stderr: str
+    exit_code: int
+
+
+def namespace_manifest(name: str, run_id: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {**MANAGED_BY, "k8sdns.io/run": run_id}},
+    }
+
+
+def create_namespace(cluster: Cluster, name: str, run_id: str) -> None:
+    cluster.call("create", "namespaces", None, cluster.core.create_namespace, namespace_manifest(name, run_id))
+
+
+def delete_namespace(cluster: Cluster, name: str, *, wait_s: float = 0) -> None:
+    """Delete a namespace (and so everything in it); missing is fine."""
+    try:
+        cluster.call("delete", "namespaces", None, cluster.core.delete_namespace, name, grace_period_seconds=0)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        return
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            cluster.core.read_namespace(name, _request_timeout=10)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        time.sleep(1)
+
+
+def _describe(pod: client.V1Pod, events: list[str]) -> str:
+    phase = pod.status.phase if pod.status else "unknown"
+    states = []
+    for cs in (pod.status.container_statuses or []) if pod.status else []:
+        st = cs.state
+        if st.waiting:
+            states.append(f"{cs.name} waiting ({st.waiting.reason}: {st.waiting.message or ''})".strip())
+        elif st.terminated:
+            states.append(f"{cs.name} terminated ({st.terminated.reason}, exit {st.terminated.exit_code})")
+        elif st.running:
+            states.append(f"{cs.name} running")
+    last = "; last events: " + " | ".join(events[-3:]) if events else ""
+    return f"phase {phase}" + (", " + ", ".join(states) if states else "") + last
+
+
+def pod_events(cluster: Cluster, namespace: str, name: str) -> list[str]:
+    evs = cluster.call(
+        "list", "events", namespace, cluster.core.list_namespaced_event, namespace,
+        field_selector=f"involvedObject.name={name}",
+    ).items
+    evs.sort(key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp)
+    return [f"{e.reason}: {e.message}" for e in evs]
+
+
+def wait_ready(cluster: Cluster, namespace: str, names: list[str], timeout_s: float, image_options: dict[str, str]) -> None:
+    """Wait until every named pod is Ready. Image pull failures end the wait at once.
+
+    image_options maps an image to the command-line option that overrides it, for the message.
+    """
+    deadline = time.monotonic() + timeout_s
+    pending = list(names)
+    pod: client.V1Pod | None = None
+    while pending:
+        for name in list(pending):
+            pod = cluster.call("get", "pods", namespace, cluster.core.read_namespaced_pod, name, namespace)
+            for cs in pod.status.container_statuses or []:
+                waiting = cs.state.waiting
+                if waiting and waiting.reason in _PULL_FAILURES:
+                    option = image_options.get(cs.image, "the image option")
+                    raise PodError(
+                        f"pod {namespace}/{name} cannot pull image {cs.image} ({waiting.reason}); "
+                        f"make it pullable from the cluster or point {option} at one that is"
+                    )
+                if cs.state.terminated or (waiting and waiting.reason == "CrashLoopBackOff"):
+                    raise PodError(f"pod {namespace}/{name} (image {cs.image}) exited: {_describe(pod, [])}")
+            if any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []):
+                pending.remove(name)
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            name = pending[0]
+            last = cluster.core.read_namespaced_pod(name, namespace, _request_timeout=10)
+            raise WaitTimeout(
+                f"pod {namespace}/{name} not Ready after {timeout_s:.0f} s: "
+                f"{_describe(last, pod_events(cluster, namespace, name))}"
+            )
+        time.sleep(0.5)
+
+
+def exec_in_pod(
+    cluster: Cluster, namespace: str, pod: str, command: list[str], stdin: str | None = None, timeout_s: float = 300
+) -> ExecResult:
+    """Run a command in a pod's first container; stdin, if given, must end with a newline."""
+    resp = cluster.call(
+        "create", "pods/exec", namespace, stream, cluster.exec_api.connect_get_namespaced_pod_exec,
+        pod, namespace, command=command, stdin=stdin is not None, stdout=True, stderr=True, tty=False,
+        _preload_content=False, _request_timeout=None,
+    )
+    out: list[str] = []
+    err: list[str] = []
+    try:
+        if stdin is not None:
+            # the websocket carries stdin in frames; commands given stdin read one line, so
+            # no end-of-file is needed (older API servers cannot signal one)
+            for i in range(0, len(stdin), 1 << 16):
+                resp.write_stdin(stdin[i : i + (1 << 16)])
+        deadline = time.monotonic() + timeout_s
+        while resp.is_open():
+            resp.update(timeout=1)
+            if resp.peek_stdout():
+                out.append(resp.read_stdout())
+            if resp.peek_stderr():
+                err.append(resp.read_stderr())
+            if time.monotonic() > deadline:
+                raise WaitTimeout(f"command {command[:3]} in pod {namespace}/{pod} still running after {timeout_s:.0f} s")
+        out.append(resp.read_stdout() if resp.peek_stdout() else "")
+        err.append(resp.read_stderr() if resp.peek_stderr() else "")
+        status = resp.read_channel(3)
+    finally:
+        resp.close()
+    return ExecResult("".join(out), "".join(err), _exit_code(status))
+
+
+def _exit_code(status: str) -> int:
+    if not status:
+        return 0
+    try:
+        doc = json.loads(status)
+    except ValueError:
+        return 1
+    if doc.get("status") == "Success":
+        return 0
+    for cause in (doc.get("details") or {}).get("causes", []):
+        if cause.get("reason") == "ExitCode":
+            return int(cause.get("message", 1))
+    return 1
+
+
+def logs(cluster: Cluster, namespace: str, pod: str, *, previous: bool = False, container: str | None = None) -> str:
+    try:
+        return str(
+            cluster.call(
+                "get", "pods/log", namespace, cluster.core.read_namespaced_pod_log, pod, namespace,
+                previous=previous, container=container, tail_lines=2000,
+            )
+        )
+    except ApiException as exc:
+        if exc.status in (400, 404) and previous:
+            return ""  # no previous container
+        raise
+
+
+def raise_probe_failure(namespace: str, pod: str, image: str, result: ExecResult) -> None:
+    __tracebackhide__ = True
+    tail = " | ".join(result.stderr.strip().splitlines()[-3:]) or "no stderr"
+    raise PodError(f"probe in pod {namespace}/{pod} (image {image}) failed with exit {result.exit_code}: {tail}")
