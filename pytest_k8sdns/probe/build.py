@@ -75,13 +75,14 @@ def install_input() -> bytes:
 
 
 def install_command() -> list[str]:
-    """argv that writes a base64 zipapp from stdin to PAYLOAD_PATH with python3 alone (no shell),
+    """argv that writes a base64 zipapp, read as ONE line from stdin (exec over a websocket cannot
+    signal end-of-file), to PAYLOAD_PATH with python3 alone (no shell),
     then prints the SHA-256 of the bytes written (hashlib falls back to its built-in sha256 when
     a static build lacks _hashlib)."""
     script = (
         "import sys,os,base64,hashlib;"
         f"os.makedirs({PAYLOAD_DIR!r},exist_ok=True);"
-        "d=base64.b64decode(sys.stdin.buffer.read());"
+        "d=base64.b64decode(sys.stdin.buffer.readline());"
         f"f=open({PAYLOAD_PATH!r},'wb');f.write(d);f.close();"
         "print(hashlib.sha256(d).hexdigest())"
     )

@@ -173,8 +173,9 @@ def _detect_libc() -> tuple[str, str | None, str]:
             build.append(str(sysconfig.get_config_var(var) or ""))
     except Exception:  # a stripped static build may lack its _sysconfigdata module
         pass
-    if any("musl" in part for part in build):
-        return "musl", None, "build: " + " ".join(part for part in build if part)
+    marks = [part for part in build if "musl" in part]
+    if marks:
+        return "musl", None, "build: " + marks[0]
     try:
         name, version = platform.libc_ver()
     except Exception:

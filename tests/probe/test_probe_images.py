@@ -26,13 +26,22 @@ from probe_netns_support import (
     expected_qnames,
     need_root_and_ip,
     need_unbound,
+    pod_resolv_conf,
     recorder_resolv_conf,
     run,
     start_unbound,
     unique_name,
 )
 
-from pytest_k8sdns.probe import PAYLOAD_PATH, ProbeInfo, RecordResult, parse_output, probe_command
+from pytest_k8sdns.probe import (
+    PAYLOAD_PATH,
+    LookupResult,
+    ProbeInfo,
+    QueryResult,
+    RecordResult,
+    parse_output,
+    probe_command,
+)
 from pytest_k8sdns.probe.schema import ProbeResult
 
 SUBSTRATE = Path(__file__).resolve().parents[2] / "substrate"
@@ -171,3 +180,18 @@ def test_record_through_the_image_libc(container: Container) -> None:
             # both libcs ask A and AAAA for every candidate, over UDP, nothing else
             assert sorted(pairs) == sorted((n, t, "udp") for n in qnames for t in ("A", "AAAA")), pairs
         print(f"{libc} ndots:{ndots}: " + json.dumps({lk.name: len(lk.queries) for lk in result.lookups}))
+
+
+def test_lookup_burst_and_query_through_the_image_libc(container: Container) -> None:
+    container.resolv_conf.write_text(pod_resolv_conf())
+    lookup = container.run(
+        "lookup", {"names": ["kubernetes.default", "api.example.test"], "count": 40, "concurrency": 2}
+    )
+    assert isinstance(lookup, LookupResult)
+    assert lookup.totals.ok == 40
+    assert lookup.addresses == ((KUBERNETES_IP,), tuple(sorted([API_A, API_AAAA])))
+    burst = container.run("burst", {"names": ["kubernetes.default"], "bursts": 2, "parallel": 4, "interval_s": 0.05})
+    assert isinstance(burst, LookupResult) and burst.totals.ok == 8
+    for tcp in (False, True):
+        query = container.run("query", {"server": DNS_IP, "name": "kubernetes.default.svc.cluster.local", "tcp": tcp})
+        assert isinstance(query, QueryResult) and query.replies[0].addresses() == (KUBERNETES_IP,)
