@@ -48,6 +48,8 @@ class CoreDNSInspector:
         self.cluster = cluster
         self.nameserver = nameserver
         self.provider = self._find(nameserver)
+        #: restart counts when the run first looked, to tell restarts during the run
+        self.restarts_at_start = {p.name: p.restarts for p in self.pods()}
 
     def _find(self, nameserver: str) -> DnsProvider:
         c = self.cluster

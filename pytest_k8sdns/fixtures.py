@@ -148,17 +148,30 @@ def nodelocal(k8sdns_run: Run) -> NodeLocalInspector | None:
     return found
 
 
+class Recorder:
+    """Keeps the current check's measurements, tables and plots for the report and results."""
+
+    def __init__(self, results: Results, nodeid: str, record_property: Callable[[str, Any], None]) -> None:
+        self._results = results
+        self._nodeid = nodeid
+        self._record_property = record_property
+
+    def __call__(self, name: str, value: Any, unit: str = "") -> None:
+        self._results.measure(self._nodeid, name, value, unit)
+        self._record_property(name, value)
+
+    def table(self, title: str, header: list[str], rows: list[list[Any]]) -> None:
+        self._results.table(self._nodeid, title, header, rows)
+
+    def plot(self, title: str, png: bytes) -> None:
+        self._results.plot(self._nodeid, title, png)
+
+
 @pytest.fixture()
-def k8sdns_record(request: pytest.FixtureRequest, record_property: Callable[[str, Any], None]) -> Callable[..., None]:
-    """Function. record(name, value, unit="") keeps a measurement of the current check for the HTML
-    report, the results file and JUnit properties."""
-    results: Results = request.config.stash[RESULTS_KEY]
-
-    def record(name: str, value: Any, unit: str = "") -> None:
-        results.measure(request.node.nodeid, name, value, unit)
-        record_property(name, value)
-
-    return record
+def k8sdns_record(request: pytest.FixtureRequest, record_property: Callable[[str, Any], None]) -> Recorder:
+    """Function. A Recorder: record(name, value, unit) keeps a measurement of the current check for
+    the HTML report, the results file and JUnit properties; .table() and .plot() add evidence."""
+    return Recorder(request.config.stash[RESULTS_KEY], request.node.nodeid, record_property)
 
 
 @pytest.fixture(scope="session")

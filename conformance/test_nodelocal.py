@@ -1,0 +1,90 @@
+"""Check 14: a NodeLocal DNSCache that really answers, on every node, and caches."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_k8sdns import corefile, stats
+from pytest_k8sdns.checks import expect
+
+pytestmark = pytest.mark.k8sdns_check(14)
+
+
+@pytest.fixture(scope="module")
+def cache(nodelocal, k8sdns_settings):
+    """The NodeLocal inspector; skips the module when there is none (unless it is required)."""
+    if nodelocal is None:
+        if k8sdns_settings.require_nodelocal:
+            pytest.fail("no NodeLocal DNSCache: no DaemonSet labelled k8s-app=node-local-dns in kube-system, "
+                        "and --k8sdns-require-nodelocal was given", pytrace=False)
+        pytest.skip("no NodeLocal DNSCache deployed (no DaemonSet k8s-app=node-local-dns in kube-system); "
+                    "pass --k8sdns-require-nodelocal to make this a failure")
+    return nodelocal
+
+
+def _metric(body: str, name: str, **labels: str) -> float:
+    return sum(s.value for s in stats.parse_prometheus(body).get(name, [])
+               if all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def test_daemonset_on_every_node(cache, k8sdns_cluster, k8sdns_record):
+    nodes = {n.name for n in k8sdns_cluster.nodes()}
+    ready = {p.node for p in cache.pods() if p.ready}
+    k8sdns_record("nodes", sorted(nodes))
+    k8sdns_record("ready_on", sorted(ready))
+    expect(nodes <= ready, "NodeLocal pods Ready per node", sorted(nodes), sorted(ready),
+           f"nodes without a ready cache: {sorted(nodes - ready)}; read the node-local-dns pod there")
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+def test_answers_on_every_node(cache, node_probe_pods, cluster_domain, k8sdns_record, tcp):
+    name = f"kubernetes.default.svc.{cluster_domain}"
+    rows, bad = [], []
+    for node, pod in sorted(node_probe_pods.items()):
+        reply = pod.query(cache.local_ip, name, rdtype="A", tcp=tcp, timeout=2.0).replies[0]
+        rows.append([node, reply.rcode or reply.error, round(reply.latency_ns / 1e6, 3)])
+        if reply.rcode != "NOERROR" or not reply.addresses():
+            bad.append(f"{node}: {reply.rcode or reply.error}")
+    k8sdns_record.table(f"{cache.local_ip}:53 over {'TCP' if tcp else 'UDP'}", ["node", "rcode", "ms"], rows)
+    expect(not bad, f"NodeLocal answers at {cache.local_ip}:53/{'tcp' if tcp else 'udp'}", "NOERROR on every node",
+           "; ".join(bad), "the cache on those nodes is down or its nodelocaldns interface/iptables rules are missing")
+
+
+def test_health_and_setup_errors(cache, node_probe_pods, k8sdns_record):
+    rows, bad = [], []
+    for node, pod in sorted(node_probe_pods.items()):
+        health, _ = pod.http_get(f"http://{cache.local_ip}:8080/health")
+        _, setup = pod.http_get(f"http://{cache.local_ip}:9353/metrics")
+        errors = _metric(setup, "coredns_nodecache_setup_errors_total")
+        rows.append([node, health, errors])
+        if health != 200 or errors:
+            bad.append(f"{node}: health {health}, setup errors {errors:g}")
+    k8sdns_record.table("NodeLocal health", ["node", "/health", "setup errors"], rows)
+    expect(not bad, "NodeLocal /health and coredns_nodecache_setup_errors_total", "200 and 0 on every node",
+           "; ".join(bad), "node-cache could not set up its interface or iptables rules: read its log")
+
+
+def test_caches(cache, node_probe_pods, cluster_domain, k8sdns_record):
+    """A repeated query raises coredns_cache_hits_total on every node's cache."""
+    name = f"kubernetes.default.svc.{cluster_domain}"
+    rows, bad = [], []
+    for node, pod in sorted(node_probe_pods.items()):
+        _, before = pod.http_get(f"http://{cache.local_ip}:9253/metrics")
+        pod.query(cache.local_ip, name, rdtype="A", count=3)
+        _, after = pod.http_get(f"http://{cache.local_ip}:9253/metrics")
+        hits = _metric(after, "coredns_cache_hits_total") - _metric(before, "coredns_cache_hits_total")
+        rows.append([node, hits])
+        if hits < 1:
+            bad.append(f"{node}: {hits:g} new cache hits")
+    k8sdns_record.table("cache hits after 3 identical queries", ["node", "new hits"], rows)
+    expect(not bad, "NodeLocal cache hits", ">= 1 per node", "; ".join(bad), "the cache plugin is missing from its Corefile")
+
+
+def test_cluster_zone_forwards_over_tcp(cache, cluster_domain, k8sdns_record):
+    text = cache.corefile()
+    if text is None:
+        pytest.skip("the NodeLocal Corefile ConfigMap was not found")
+    findings = [f for f in corefile.analyse(text, cluster_domain=cluster_domain) if f.code == "nodelocal-no-force-tcp"]
+    k8sdns_record("findings", [f.message for f in findings])
+    expect(not [f for f in findings if f.severity == "error"], "NodeLocal cluster-zone forward",
+           "force_tcp", "; ".join(f.message for f in findings), "add force_tcp to the cluster zone's forward block")
