@@ -151,14 +151,15 @@ def nodelocal(k8sdns_run: Run) -> NodeLocalInspector | None:
 class Recorder:
     """Keeps the current check's measurements, tables and plots for the report and results."""
 
-    def __init__(self, results: Results, nodeid: str, record_property: Callable[[str, Any], None]) -> None:
+    def __init__(self, results: Results, nodeid: str, record_property: Callable[[str, Any], None] | None) -> None:
         self._results = results
         self._nodeid = nodeid
         self._record_property = record_property
 
     def __call__(self, name: str, value: Any, unit: str = "") -> None:
         self._results.measure(self._nodeid, name, value, unit)
-        self._record_property(name, value)
+        if self._record_property is not None:
+            self._record_property(name, value)
 
     def table(self, title: str, header: list[str], rows: list[list[Any]]) -> None:
         self._results.table(self._nodeid, title, header, rows)
@@ -168,9 +169,14 @@ class Recorder:
 
 
 @pytest.fixture()
-def k8sdns_record(request: pytest.FixtureRequest, record_property: Callable[[str, Any], None]) -> Recorder:
+def k8sdns_record(request: pytest.FixtureRequest) -> Recorder:
     """Function. A Recorder: record(name, value, unit) keeps a measurement of the current check for
-    the HTML report, the results file and JUnit properties; .table() and .plot() add evidence."""
+    the HTML report, the results file and JUnit properties; .table() and .plot() add evidence.
+
+    JUnit XML gets the figures as <property> elements with junit_family = legacy or xunit1; the
+    default xunit2 schema has no per-test properties, so there they are left out."""
+    junit = request.config.getoption("xmlpath", None) and request.config.getini("junit_family") != "xunit2"
+    record_property = request.getfixturevalue("record_property") if junit else None
     return Recorder(request.config.stash[RESULTS_KEY], request.node.nodeid, record_property)
 
 

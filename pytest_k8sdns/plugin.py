@@ -65,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     settings = session.config.stash[SETTINGS_KEY]
-    if not settings.active:
+    if not settings.active or session.config.option.collectonly:
         return
     run = Run(settings)
     session.config.stash[RUN_KEY] = run

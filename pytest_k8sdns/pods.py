@@ -148,6 +148,10 @@ def exec_in_pod(
         status = resp.read_channel(3)
     finally:
         resp.close()
+        # websocket-client skips closing the socket when the server closed first
+        sock = getattr(resp, "sock", None)
+        if sock is not None:
+            sock.shutdown()
     return ExecResult("".join(out), "".join(err), _exit_code(status))
 
 

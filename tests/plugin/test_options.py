@@ -1,0 +1,108 @@
+"""Whole pytest sessions (pytester): options, ini twins, collection of the packaged suite, errors."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestDeprecationWarning")
+
+
+def _kubeconfig(pytester: pytest.Pytester, server: str = "https://127.0.0.1:1", contexts: tuple[str, ...] = ("alpha", "beta")) -> str:
+    ctx = "\n".join(f"- name: {c}\n  context: {{cluster: c, user: u}}" for c in contexts)
+    path = pytester.makefile(".yaml", kubeconfig=textwrap.dedent(f"""\
+        apiVersion: v1
+        kind: Config
+        clusters:
+        - name: c
+          cluster: {{server: "{server}", insecure-skip-tls-verify: true}}
+        users:
+        - name: u
+          user: {{token: not-a-secret}}
+        current-context: {contexts[0]}
+        contexts:
+        """) + ctx + "\n")
+    return str(path)
+
+
+def _one_error_line(result: pytest.RunResult) -> str:
+    lines = [ln for ln in result.stderr.lines if ln.startswith("ERROR:")]
+    assert len(lines) == 1, result.stderr.str()
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    return lines[0]
+
+
+def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--help")
+    for flag in ("--k8sdns-context=NAME", "--k8sdns-kubeconfig=FILE", "--k8sdns-kind ", "--k8sdns-keep-cluster",
+                 "--k8sdns-kind-image", "--k8sdns-glibc-image", "--k8sdns-musl-image", "--k8sdns-p99-ms",
+                 "--k8sdns-require-nodelocal", "--k8sdns-results"):
+        result.stdout.fnmatch_lines([f"*{flag}*"])
+    result.stdout.fnmatch_lines(["*k8sdns_p99_ms*"])
+
+
+def test_unknown_context_lists_contexts(pytester: pytest.Pytester) -> None:
+    kc = _kubeconfig(pytester)
+    result = pytester.runpytest_subprocess("--k8sdns-context=nope", f"--k8sdns-kubeconfig={kc}")
+    assert result.ret != 0
+    line = _one_error_line(result)
+    assert line == f"ERROR: context 'nope' is not in {kc}; contexts there: alpha, beta"
+
+
+def test_unreachable_api_names_the_server(pytester: pytest.Pytester) -> None:
+    kc = _kubeconfig(pytester, server="https://127.0.0.1:1")
+    result = pytester.runpytest_subprocess("--k8sdns-context=alpha", f"--k8sdns-kubeconfig={kc}")
+    assert result.ret != 0
+    assert "cannot reach the Kubernetes API at https://127.0.0.1:1" in _one_error_line(result)
+
+
+def test_missing_kubeconfig(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--k8sdns-context=alpha", "--k8sdns-kubeconfig=/nonexistent/kc")
+    assert _one_error_line(result) == "ERROR: no kubeconfig at /nonexistent/kc; pass --k8sdns-kubeconfig=FILE or set KUBECONFIG"
+
+
+@pytest.mark.parametrize(("args", "ini", "needle"), [
+    (["--k8sdns-p99-ms=fast"], "", "--k8sdns-p99-ms='fast' is not valid"),
+    (["--k8sdns-samples=0"], "", "--k8sdns-samples='0' is not valid (must be at least 1)"),
+    ([], "k8sdns_max_error_rate = lots", "ini option k8sdns_max_error_rate='lots' is not valid"),
+    (["--k8sdns-kind", "--k8sdns-context=x"], "", "--k8sdns-kind and --k8sdns-context exclude each other"),
+])
+def test_bad_values_one_line(pytester: pytest.Pytester, args: list[str], ini: str, needle: str) -> None:
+    if ini:
+        pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert needle in _one_error_line(result)
+
+
+def test_collects_packaged_suite_from_anywhere(pytester: pytest.Pytester) -> None:
+    """With a cluster option and no paths, the packaged suite is collected (here without running)."""
+    kc = _kubeconfig(pytester)
+    result = pytester.runpytest_subprocess("--k8sdns-context=alpha", f"--k8sdns-kubeconfig={kc}", "--collect-only", "-q")
+    assert result.ret == 0, result.stdout.str()
+    for module in ("test_latency", "test_loop", "test_ndots", "test_nodelocal", "test_records"):
+        result.stdout.fnmatch_lines([f"*{module}.py::*"])
+    result.stdout.fnmatch_lines(["*test_lookup_latency?glibc?*", "*test_lookup_latency?musl?*"])
+
+
+def test_suite_without_cluster_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    import pytest_k8sdns.plugin as plugin
+
+    result = pytester.runpytest_subprocess(str(plugin._suite_dir()))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "the conformance suite needs a cluster: pass --k8sdns-context=NAME or --k8sdns-kind" in _one_error_line(result)
+
+
+def test_kind_without_docker_or_kind(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(pytester.path))  # neither kind nor docker on PATH
+    result = pytester.runpytest_subprocess("--k8sdns-kind")
+    assert result.ret != 0
+    assert "docker is not on PATH; install it, or use --k8sdns-context" in _one_error_line(result)
+
+
+def test_plain_sessions_are_untouched(pytester: pytest.Pytester) -> None:
+    """Without a cluster option the plugin adds nothing: a user's own tests run as before."""
+    pytester.makepyfile("def test_one():\n    assert True\n")
+    result = pytester.runpytest_subprocess("-q")
+    result.assert_outcomes(passed=1)
