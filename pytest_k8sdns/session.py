@@ -6,6 +6,7 @@ import dataclasses
 import os
 import secrets
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,12 +47,12 @@ class Run:
         assert self._cluster is not None, "Run.start() has not connected to a cluster"
         return self._cluster
 
-    def start(self) -> None:
+    def start(self, kind: KindCluster | None = None) -> None:
         """Connect to (or create) the cluster and make the run's namespace."""
         s = self.settings
         if s.kind:
-            self.kind = KindCluster(f"k8sdns-{self.run_id}", image=s.kind_image,
-                                    config=None if not s.kind_config else __import__("pathlib").Path(s.kind_config))
+            self.kind = kind or KindCluster(f"k8sdns-{self.run_id}", image=s.kind_image,
+                                            config=Path(s.kind_config) if s.kind_config else None)
             self._cluster = self.kind.create()
             self._prepare_kind()
         else:

@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
-# Install and start a Docker engine that can run kind's privileged node containers on this machine.
-# bookworm's docker.io 20.10 cannot (no CAP_SYS_RESOURCE in the VM); trixie's 26.1 can, and it
-# installs on bookworm beside bookworm's containerd and runc.
+# Install what the substrate and the tests need from Debian, and start a Docker engine that can run
+# kind's privileged node containers. bookworm's docker.io 20.10 cannot (no CAP_SYS_RESOURCE in the
+# VM); trixie's 26.1 can, and it installs on bookworm beside bookworm's containerd and runc.
 source "$(dirname "$0")/lib.sh"
+
+# mmdebstrap: rootfs of node and probe images; musl-tools: the musl probe's CPython; unbound,
+# iproute2: the probe tests' DNS server and network namespaces; jq: build scripts
+HOST_PACKAGES=(mmdebstrap musl-tools musl-dev jq unbound iproute2 util-linux dpkg-dev gcc make)
+
+install_tools() {
+  local missing=() p
+  for p in "${HOST_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -eq 0 ]; then log "host packages present"; return; fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  log "installed ${missing[*]}"
+}
 
 install_engine() {
   if command -v dockerd >/dev/null; then log "dockerd present: $(dockerd --version)"; return; fi
@@ -34,5 +47,6 @@ start_engine() {
   log "docker engine running: $(docker version --format '{{.Server.Version}}')"
 }
 
+step host-packages install_tools
 step install-docker install_engine
 step start-docker start_engine
