@@ -27,8 +27,8 @@ def _metric(body: str, name: str, **labels: str) -> float:
                if all(s.labels.get(k) == v for k, v in labels.items()))
 
 
-def test_daemonset_on_every_node(cache, k8sdns_cluster, k8sdns_record):
-    nodes = {n.name for n in k8sdns_cluster.nodes()}
+def test_daemonset_on_every_node(cache, k8sdns_run, k8sdns_record):
+    nodes = {n.name for n in k8sdns_run.nodes}
     ready = {p.node for p in cache.pods() if p.ready}
     k8sdns_record("nodes", sorted(nodes))
     k8sdns_record("ready_on", sorted(ready))

@@ -18,10 +18,10 @@ def _a_records(reply_lines: tuple[str, ...]) -> list[str]:
 
 @pytest.mark.k8sdns_check(2)
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
-def test_cluster_name_raw(probe_pods, coredns, cluster_domain, k8sdns_cluster, k8sdns_record, tcp):
+def test_cluster_name_raw(probe_pods, coredns, cluster_domain, kubernetes_service_ip, k8sdns_record, tcp):
     """kubernetes.default.svc.<domain> A, asked of the cluster DNS Service over UDP and TCP."""
     name = f"kubernetes.default.svc.{cluster_domain}"
-    svc = k8sdns_cluster.core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
+    svc = kubernetes_service_ip
     result = probe_pods["glibc"].query(coredns.provider.cluster_ip, name, rdtype="A", tcp=tcp, count=1)
     reply = result.replies[0]
     k8sdns_record("rcode", reply.rcode)
@@ -33,10 +33,10 @@ def test_cluster_name_raw(probe_pods, coredns, cluster_domain, k8sdns_cluster, k
 
 @pytest.mark.k8sdns_check(2)
 @pytest.mark.parametrize("libc", LIBCS)
-def test_cluster_name_libc(probe_pods, cluster_domain, k8sdns_cluster, k8sdns_record, libc):
+def test_cluster_name_libc(probe_pods, cluster_domain, kubernetes_service_ip, k8sdns_record, libc):
     """The same name through each libc's getaddrinfo and the pod's own resolv.conf."""
     name = f"kubernetes.default.svc.{cluster_domain}"
-    svc = k8sdns_cluster.core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
+    svc = kubernetes_service_ip
     result = probe_pods[libc].lookup([name], count=1, family="inet")
     got = result.addresses[0] or ()
     k8sdns_record("addresses", list(got))
@@ -50,11 +50,11 @@ PARTIAL = ["kubernetes.default", "web", "web.{ns}", "web.{ns}.svc"]
 @pytest.mark.k8sdns_check(3)
 @pytest.mark.parametrize("libc", LIBCS)
 @pytest.mark.parametrize("template", PARTIAL)
-def test_partial_names(probe_pods, dns_objects, k8sdns_cluster, k8sdns_record, libc, template):
+def test_partial_names(probe_pods, dns_objects, kubernetes_service_ip, k8sdns_record, libc, template):
     """Partial names resolve through the search list (ndots:5), in glibc and in musl pods."""
     name = template.format(ns=dns_objects.namespace)
     if name == "kubernetes.default":
-        want = k8sdns_cluster.core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
+        want = kubernetes_service_ip
     else:
         want = dns_objects.service_ip
     result = probe_pods[libc].lookup([name], count=1, family="inet")

@@ -211,3 +211,11 @@ def dns_objects(k8sdns_run: Run, cluster_domain: str, external_name: tuple[str, 
         records.create, k8sdns_run.cluster, k8sdns_run.namespace, k8sdns_run.run_id, cluster_domain,
         s.glibc_image, external_name[0], s.pod_timeout, s.image_options())
     return objects
+
+
+@pytest.fixture(scope="session")
+def kubernetes_service_ip(k8sdns_cluster: Cluster) -> str:
+    """Session. The ClusterIP of default/kubernetes, which kubernetes.default.svc.<domain> must name."""
+    svc = _guarded(k8sdns_cluster.call, "get", "services", "default", k8sdns_cluster.core.read_namespaced_service,
+                   "kubernetes", "default")
+    return str(svc.spec.cluster_ip)

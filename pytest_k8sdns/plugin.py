@@ -77,6 +77,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     except KeyboardInterrupt:
         run.stop()
         raise
+    if session.config.pluginmanager.hasplugin("metadata"):
+        from pytest_metadata.plugin import metadata_key
+
+        session.config.stash[metadata_key].update(run.metadata())
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -14,6 +14,7 @@ import pytest
 from pytest_k8sdns import pods
 from pytest_k8sdns.cluster import Cluster, NodeFacts
 from pytest_k8sdns.config import Settings
+from pytest_k8sdns.nodelocal import find_nodelocal
 from pytest_k8sdns.kind import KindCluster, point_coredns_at, wait_deployment, wait_nodes_ready
 
 RUN_KEY = pytest.StashKey["Run"]()
@@ -59,6 +60,7 @@ class Run:
             self._cluster = Cluster.from_kubeconfig(s.kubeconfig, s.context)
         self.server_version = self.cluster.server_version()
         self.nodes = self.cluster.nodes()
+        self._header_facts()
         pods.create_namespace(self.cluster, self.namespace, self.run_id)
         self._namespace_created = True
 
@@ -77,6 +79,17 @@ class Run:
         self.facts["upstream"] = upstream_ip
         self.facts["loaded_images"] = self.kind.load_images([self.settings.glibc_image, self.settings.musl_image])
 
+    def _header_facts(self) -> None:
+        """Cheap facts for the report header. The checks find the cluster DNS properly, through the
+        pods' nameserver; here the conventional k8s-app=kube-dns label is a good enough hint."""
+        c = self.cluster
+        dns = c.call("list", "pods", "kube-system", c.core.list_namespaced_pod, "kube-system",
+                     label_selector="k8s-app=kube-dns").items
+        images = sorted({ct.image for p in dns for ct in p.spec.containers})
+        self.facts.setdefault("coredns", ", ".join(images) or "not found by label k8s-app=kube-dns")
+        nodelocal = find_nodelocal(c)
+        self.facts.setdefault("nodelocal", nodelocal.describe() if nodelocal else "absent")
+
     def header_lines(self) -> list[str]:
         s = self.settings
         where = f"kind cluster {self.kind.name}" if self.kind else f"context {self.cluster.context}"
@@ -86,9 +99,21 @@ class Run:
             f"k8sdns: images glibc={s.glibc_image} musl={s.musl_image}",
             "k8sdns: thresholds " + ", ".join(f"{k}={v}" for k, v in s.thresholds().items()),
         ]
-        if "coredns" in self.facts:
-            lines.append(f"k8sdns: cluster DNS {self.facts['coredns']}")
+        lines.append(f"k8sdns: cluster DNS {self.facts.get('coredns')}; NodeLocal DNSCache {self.facts.get('nodelocal')}")
         return lines
+
+    def metadata(self) -> dict[str, str]:
+        """The header facts as pytest-html's environment table shows them."""
+        s = self.settings
+        return {
+            "k8sdns cluster": f"kind {self.kind.name}" if self.kind else f"context {self.cluster.context}",
+            "k8sdns server": f"{self.cluster.server} ({self.server_version})",
+            "k8sdns nodes": ", ".join(f"{n.name} ({n.kubelet}, {n.container_runtime}, kernel {n.kernel})" for n in self.nodes),
+            "k8sdns cluster DNS": str(self.facts.get("coredns")),
+            "k8sdns NodeLocal": str(self.facts.get("nodelocal")),
+            "k8sdns images": f"glibc {s.glibc_image}, musl {s.musl_image}",
+            "k8sdns thresholds": ", ".join(f"{k}={v}" for k, v in s.thresholds().items()),
+        }
 
     def facts_document(self) -> dict[str, Any]:
         """Cluster facts for the results file (no credentials: server URL, versions, nodes)."""
