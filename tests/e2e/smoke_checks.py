@@ -40,3 +40,59 @@ def test_new_service_resolves_to_its_cluster_ip(probe_pods, k8sdns_cluster, k8sd
         "spec": {"selector": {"app": name}, "ports": [{"port": 80}]}})
     result = probe_pods[libc].lookup([name], count=1, family="inet")
     assert result.addresses[0] == (svc.spec.cluster_ip,), result
+
+
+# ---- the one-line errors, on the real cluster -------------------------------------------------
+
+def test_unpullable_image_names_image_and_option(k8sdns_run):
+    from pytest_k8sdns import probes
+    from pytest_k8sdns.errors import PodError
+    from pytest_k8sdns.probes import ProbeSpec
+
+    image = "k8sdns/no-such-image:0"
+    spec = ProbeSpec(key="badimage", libc="musl", image=image)
+    with pytest.raises(PodError) as err:
+        probes.start(k8sdns_run.cluster, k8sdns_run.namespace, k8sdns_run.run_id, [spec], timeout_s=120,
+                     image_options={image: "--k8sdns-musl-image"})
+    message = str(err.value)
+    assert f"cannot pull image {image}" in message and "--k8sdns-musl-image" in message and "\n" not in message
+
+
+def test_timeout_says_what_it_saw(k8sdns_run):
+    from pytest_k8sdns import pods, probes
+    from pytest_k8sdns.errors import WaitTimeout
+    from pytest_k8sdns.probes import ProbeSpec
+
+    spec = ProbeSpec(key="nowhere", libc="glibc", image=k8sdns_run.settings.glibc_image)
+    doc = probes.manifest(spec, k8sdns_run.run_id)
+    doc["spec"]["nodeSelector"] = {"k8sdns.io/no-such-node": "true"}
+    k8sdns_run.cluster.core.create_namespaced_pod(k8sdns_run.namespace, doc)
+    with pytest.raises(WaitTimeout) as err:
+        pods.wait_ready(k8sdns_run.cluster, k8sdns_run.namespace, [spec.pod_name], 8, {})
+    message = str(err.value)
+    assert "not Ready after 8 s: phase Pending" in message and "FailedScheduling" in message, message
+
+
+def test_forbidden_names_verb_resource_namespace(k8sdns_run):
+    """An identity with no rights gets a Forbidden line naming what it tried."""
+    from kubernetes import client
+
+    from pytest_k8sdns.cluster import Cluster
+    from pytest_k8sdns.errors import ClusterError
+
+    ns = k8sdns_run.namespace
+    core = k8sdns_run.cluster.core
+    core.create_namespaced_service_account(ns, {"metadata": {"name": "nobody"}})
+    token = core.create_namespaced_service_account_token(
+        "nobody", ns, {"spec": {"expirationSeconds": 600}}).status.token
+    cfg = client.Configuration()
+    cfg.host = k8sdns_run.cluster.server
+    cfg.ssl_ca_cert = k8sdns_run.cluster.api_client.configuration.ssl_ca_cert  # no client certificate
+    cfg.api_key = {"authorization": f"Bearer {token}"}
+    weak = Cluster(client.ApiClient(cfg), "nobody", "", created=False)
+    try:
+        with pytest.raises(ClusterError) as err:
+            weak.call("list", "pods", "kube-system", weak.core.list_namespaced_pod, "kube-system")
+    finally:
+        weak.close()
+    assert str(err.value).startswith(f"Forbidden: cannot list pods in namespace kube-system on {k8sdns_run.cluster.server}")
