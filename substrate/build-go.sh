@@ -69,8 +69,21 @@ go_install() {
   log "built $out/$name"
 }
 
+# NodeLocal DNSCache: k8s.io/dns is not served by the Go proxy here (every version, tag or
+# pseudo-version, answers 403), so node-cache is our own module: CoreDNS with the node setup.
+build_nodecache() {
+  local out; out=$(nodecache_bin)
+  if [ -x "$out/node-cache" ]; then log "reused $out/node-cache"; return; fi
+  mkdir -p "$out.tmp"
+  (cd "$SUBSTRATE_DIR/node-cache" && go build -trimpath -ldflags "-s -w -X main.Version=$NODECACHE_VERSION" \
+    -o "$out.tmp/node-cache" .)
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  log "built $out/node-cache"
+}
+
 step kubernetes build_kubernetes
 step etcd build_etcd
 step crictl go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION"
 step kind go_install kind sigs.k8s.io/kind "$KIND_VERSION"
 step coredns go_install coredns github.com/coredns/coredns "$(kubeadm_image coredns | awk -F: '{print $NF}')"
+step node-cache build_nodecache

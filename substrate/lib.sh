@@ -41,3 +41,9 @@ inputs_hash() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
 k8s_bin() { printf '%s\n' "$K8SDNS_CACHE/bin/kubernetes-$KUBERNETES_VERSION"; }
 kubeadm_images() { "$(k8s_bin)/kubeadm" config images list --kubernetes-version "$KUBERNETES_VERSION" 2>/dev/null; }
 kubeadm_image() { kubeadm_images | grep -E "/$1:" | head -1; }
+# The node-cache binary, keyed by its version and its sources (substrate/node-cache).
+nodecache_bin() {
+  local d="$SUBSTRATE_DIR/node-cache"
+  printf '%s/bin/node-cache-%s-%s\n' "$K8SDNS_CACHE" "$NODECACHE_VERSION" \
+    "$(inputs_hash "$(cat "$d/go.mod" "$d/go.sum" "$d/main.go")")"
+}
