@@ -11,6 +11,8 @@ from pytest_k8sdns.errors import ConfigError
 #: Public images used in clusters the plugin does not build images for.
 DEFAULT_GLIBC_IMAGE = "python:3.12-slim"
 DEFAULT_MUSL_IMAGE = "python:3.12-alpine"
+#: The node-cache image substrate/build-nodecache.sh makes (NODECACHE_VERSION in substrate/versions.env).
+DEFAULT_NODELOCAL_IMAGE = "k8sdns/node-cache:0.1.0"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +52,7 @@ def _positive_int(text: str) -> int:
 OPTIONS: tuple[Option, ...] = (
     Option("glibc_image", str, DEFAULT_GLIBC_IMAGE, "image of the glibc probe pods (needs python3)"),
     Option("musl_image", str, DEFAULT_MUSL_IMAGE, "image of the musl probe pods (needs python3)"),
+    Option("nodelocal_image", str, DEFAULT_NODELOCAL_IMAGE, "node-cache image that --k8sdns-kind-nodelocal deploys"),
     Option("p50_ms", _positive_float, 20.0, "bound on the median libc lookup latency, ms"),
     Option("p99_ms", _positive_float, 100.0, "bound on the 99th percentile libc lookup latency, ms"),
     Option("max_error_rate", _positive_float, 0.001, "largest share of failed lookups (0.001 = 0.1 percent)"),
@@ -75,9 +78,11 @@ class Settings:
     kind_config: str | None = None
     upstream_image: str | None = None
     require_nodelocal: bool = False
+    kind_nodelocal: bool = False
     results: str | None = None
     glibc_image: str = DEFAULT_GLIBC_IMAGE
     musl_image: str = DEFAULT_MUSL_IMAGE
+    nodelocal_image: str = DEFAULT_NODELOCAL_IMAGE
     p50_ms: float = 20.0
     p99_ms: float = 100.0
     max_error_rate: float = 0.001
@@ -129,4 +134,7 @@ def resolve(cli: dict[str, Any], ini: Callable[[str], Any]) -> Settings:
             raise ConfigError(f"{source}={raw!r} is not valid ({exc}); expected a {opt.type.__name__.strip('_')} like {opt.default!r}") from None
     if values.get("kind") and values.get("context"):
         raise ConfigError("--k8sdns-kind and --k8sdns-context exclude each other; pick one")
+    if values.get("kind_nodelocal") and not values.get("kind"):
+        raise ConfigError("--k8sdns-kind-nodelocal deploys NodeLocal DNSCache on the kind cluster the plugin creates; "
+                          "add --k8sdns-kind")
     return Settings(**values)

@@ -201,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image", default="k8sdns/kind-node:latest", help="kind node image")
     parser.add_argument("--glibc-image", default="k8sdns/probe-glibc:py3.11-bookworm")
     parser.add_argument("--musl-image", default="k8sdns/probe-musl:py3.11-musl")
+    parser.add_argument("--nodelocal", action="store_true", help="also deploy NodeLocal DNSCache (fixtures/nodelocaldns.yaml)")
     args = parser.parse_args(argv)
     workdir = Path.home() / ".cache" / "pytest-k8sdns" / args.name
     if args.action == "down":
@@ -209,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     workdir.mkdir(parents=True, exist_ok=True)
     settings = Settings(kind=True, keep_cluster=True, kind_image=args.image,
-                        glibc_image=args.glibc_image, musl_image=args.musl_image)
+                        glibc_image=args.glibc_image, musl_image=args.musl_image, kind_nodelocal=args.nodelocal)
     run = Run(settings, run_id="dev")
     run.kind = KindCluster(args.name, image=args.image, workdir=workdir)
     try:

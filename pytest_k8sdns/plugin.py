@@ -36,6 +36,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--k8sdns-kind-config", metavar="FILE", help="kind cluster config (default: 2 nodes, fixtures/kind-2node.yaml)")
     group.addoption("--k8sdns-upstream-image", metavar="IMAGE",
                     help="image of the test upstream DNS server of kind clusters (default: the cluster's CoreDNS image)")
+    group.addoption("--k8sdns-kind-nodelocal", action="store_true", default=None,
+                    help="deploy NodeLocal DNSCache (fixtures/nodelocaldns.yaml) on the kind cluster before the run")
     group.addoption("--k8sdns-require-nodelocal", action="store_true", default=None,
                     help="fail, not skip, when no NodeLocal DNSCache is deployed")
     group.addoption("--k8sdns-results", metavar="FILE", help="write every measurement and outcome as JSON")

@@ -14,7 +14,7 @@ import pytest
 from pytest_k8sdns import pods
 from pytest_k8sdns.cluster import Cluster, NodeFacts
 from pytest_k8sdns.config import Settings
-from pytest_k8sdns.nodelocal import find_nodelocal
+from pytest_k8sdns.nodelocal import deploy_nodelocal, find_nodelocal
 from pytest_k8sdns.kind import KindCluster, point_coredns_at, wait_deployment, wait_nodes_ready
 
 RUN_KEY = pytest.StashKey["Run"]()
@@ -78,6 +78,11 @@ class Run:
         point_coredns_at(cluster, upstream_ip, self.settings.pod_timeout)
         self.facts["upstream"] = upstream_ip
         self.facts["loaded_images"] = self.kind.load_images([self.settings.glibc_image, self.settings.musl_image])
+        if self.settings.kind_nodelocal:
+            # loaded when the host's Docker has it; otherwise the nodes pull it (or the wait says they cannot)
+            self.facts["loaded_images"] += self.kind.load_images([self.settings.nodelocal_image])
+            deploy_nodelocal(cluster, self.settings.nodelocal_image, upstream=upstream_ip,
+                             timeout_s=self.settings.pod_timeout)
 
     def _header_facts(self) -> None:
         """Cheap facts for the report header. The checks find the cluster DNS properly, through the

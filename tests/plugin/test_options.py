@@ -67,6 +67,7 @@ def test_missing_kubeconfig(pytester: pytest.Pytester) -> None:
     (["--k8sdns-samples=0"], "", "--k8sdns-samples='0' is not valid (must be at least 1)"),
     ([], "k8sdns_max_error_rate = lots", "ini option k8sdns_max_error_rate='lots' is not valid"),
     (["--k8sdns-kind", "--k8sdns-context=x"], "", "--k8sdns-kind and --k8sdns-context exclude each other"),
+    (["--k8sdns-kind-nodelocal"], "", "--k8sdns-kind-nodelocal deploys NodeLocal DNSCache on the kind cluster"),
 ])
 def test_bad_values_one_line(pytester: pytest.Pytester, args: list[str], ini: str, needle: str) -> None:
     if ini:
