@@ -12,6 +12,7 @@ from pytest_k8sdns.cluster import Cluster
 from pytest_k8sdns.config import Settings
 from pytest_k8sdns.coredns import CoreDNSInspector
 from pytest_k8sdns.errors import K8sDnsError
+from pytest_k8sdns.faults import Faults
 from pytest_k8sdns.kind import UPSTREAM_NAMES
 from pytest_k8sdns.nodelocal import NodeLocalInspector, find_nodelocal
 from pytest_k8sdns.probes import LIBCS, ProbePod, ProbeSpec
@@ -73,6 +74,25 @@ def probe_pods(k8sdns_run: Run) -> Iterator[dict[str, ProbePod]]:
     started = _start(k8sdns_run, specs)
     yield started
     probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, started)
+
+
+@pytest.fixture(scope="session")
+def reopen_pod(k8sdns_run: Run) -> Iterator[ProbePod]:
+    """Session. A glibc ClusterFirst pod with dnsConfig option single-request-reopen (a new socket
+    for the AAAA query), whose retry signatures are reported apart from plain glibc's."""
+    spec = ProbeSpec(key="glibc-reopen", libc="glibc", image=k8sdns_run.settings.glibc_image,
+                     dns_config={"options": [{"name": "single-request-reopen"}]})
+    started = _start(k8sdns_run, [spec])
+    yield started[spec.key]
+    probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, started)
+
+
+@pytest.fixture(scope="session")
+def k8sdns_faults(k8sdns_run: Run) -> Faults:
+    """Session. Fault injection (pytest_k8sdns.faults.Faults) on the kind cluster this run created;
+    fails on any other cluster."""
+    faults: Faults = _guarded(Faults, k8sdns_run.cluster, k8sdns_run.kind)
+    return faults
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,122 @@
+"""Negative controls: each check fails on its own fault, with the right evidence, the unrelated
+checks keep passing, and the check passes again once the fault is undone. One kind cluster for
+all families: faults are undone, not the cluster recreated."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_k8sdns.config import Settings
+from pytest_k8sdns.faults import Faults
+from pytest_k8sdns.plugin import _suite_dir
+from pytest_k8sdns.session import Run
+
+from test_kind_session import GLIBC_IMAGE, MUSL_IMAGE, NODE_IMAGE, _need_kind_and_images  # noqa: E402
+
+SUITE = _suite_dir()
+#: small samples: a lost packet costs 5 s (glibc) or 2.5 s (musl), so fault runs stay short
+FAST = ["--k8sdns-samples=40", "--k8sdns-qps=20", "--k8sdns-bursts=4", "--k8sdns-burst-size=4"]
+
+
+@pytest.fixture(scope="module")
+def faulted() -> Iterator[tuple[Run, Faults]]:
+    """A kind cluster made by the plugin's own Run (so faults may touch it), deleted at the end."""
+    _need_kind_and_images()
+    run = Run(Settings(kind=True, kind_image=NODE_IMAGE, glibc_image=GLIBC_IMAGE, musl_image=MUSL_IMAGE),
+              run_id="neg")
+    try:
+        run.start()
+        yield run, Faults(run.cluster, run.kind)
+    finally:
+        run.stop()
+
+
+def suite(run: Run, tmp: Path, *paths: str, extra: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    """Run (parts of) the packaged suite against the cluster as a user would, by context; return
+    {test name: check entry of the results file}."""
+    assert run.kind is not None
+    results = tmp / f"results-{time.monotonic_ns()}.json"
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+            f"--k8sdns-context=kind-{run.kind.name}", f"--k8sdns-kubeconfig={run.kind.kubeconfig}",
+            f"--k8sdns-glibc-image={GLIBC_IMAGE}", f"--k8sdns-musl-image={MUSL_IMAGE}",
+            "--k8sdns-external-name=api.example.test", f"--k8sdns-results={results}",
+            "-W", "ignore::pytest.PytestDeprecationWarning", *FAST, *extra,
+            *[str(SUITE / p) for p in paths]]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1200, check=False)
+    assert results.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(results.read_text())
+    return {c["nodeid"].split("::", 1)[1]: c for c in doc["checks"]}
+
+
+def failed(checks: dict[str, dict[str, Any]]) -> dict[str, str]:
+    return {name: c.get("message", "") for name, c in checks.items() if c["outcome"] in ("failed", "error")}
+
+
+def test_healthy_cluster_passes(faulted, tmp_path: Path) -> None:
+    run, _ = faulted
+    checks = suite(run, tmp_path, "test_loop.py", "test_latency.py", "test_ndots.py", "test_records.py")
+    assert failed(checks) == {}
+    assert {c["outcome"] for c in checks.values()} == {"passed"}
+
+
+def test_loop_fault(faulted, tmp_path: Path) -> None:
+    run, faults = faulted
+    with faults.loop():
+        faults.wait_for_loop()
+        checks = suite(run, tmp_path, "test_loop.py")
+    bad = failed(checks)
+    assert "[FATAL] plugin/loop: Loop (" in bad["test_no_loop_in_logs"], bad
+    assert "CrashLoopBackOff" in bad["test_dns_pods_ready"] or "not Ready" in bad["test_dns_pods_ready"], bad
+    after = suite(run, tmp_path, "test_loop.py")
+    assert failed(after) == {}
+
+
+def test_loopback_upstream_without_loop_plugin(faulted, tmp_path: Path) -> None:
+    run, faults = faulted
+    with faults.loopback_upstream_without_loop():
+        checks = suite(run, tmp_path, "test_loop.py")
+    bad = failed(checks)
+    assert "test_corefile_analysis" in bad, bad
+    # without the loop plugin nothing logs a loop: only the Corefile analysis names the cause
+    # (circling queries also starve the pods, so readiness checks may fail beside it)
+    assert "test_no_loop_in_logs" not in bad and "test_corefile_analysis" in bad
+    assert set(bad) <= {"test_corefile_analysis", "test_ready_endpoint", "test_dns_pods_ready",
+                        "test_no_restarts_during_run"}, bad
+    assert "no-loop-plugin" in bad["test_corefile_analysis"] and "loopback-upstream" in bad["test_corefile_analysis"]
+    assert failed(suite(run, tmp_path, "test_loop.py")) == {}
+
+
+def test_packet_loss(faulted, tmp_path: Path) -> None:
+    run, faults = faulted
+    with faults.packet_loss(0.15):
+        checks = suite(run, tmp_path, "test_latency.py::test_retry_signature")
+    bad = failed(checks)
+    # every variant sees lost packets as lookups at its retry time, each counted on its own
+    assert set(bad) <= {"test_retry_signature[glibc]", "test_retry_signature[musl]",
+                        "test_retry_signature[glibc-single-request-reopen]"}, bad
+    assert "test_retry_signature[glibc]" in bad and "(>= 5.0 s)" in bad["test_retry_signature[glibc]"], bad
+    assert "test_retry_signature[musl]" in bad and "(>= 2.5 s)" in bad["test_retry_signature[musl]"], bad
+    for name in checks:
+        assert checks[name]["measurements"]["retry_signatures"]["value"] >= (1 if name in bad else 0)
+    assert failed(suite(run, tmp_path, "test_latency.py::test_retry_signature")) == {}
+
+
+def test_musl_search_limit(faulted, tmp_path: Path) -> None:
+    run, faults = faulted
+    with faults.musl_search_limit():
+        checks = suite(run, tmp_path, "test_ndots.py", "test_records.py::test_partial_names")
+    bad = failed(checks)
+    assert bad, "the long search line must break musl"
+    assert all("musl" in name for name in bad), bad
+    assert "test_resolv_conf_shape[musl]" in bad and "test_resolv_conf_shape[glibc]" not in bad
+    assert any(name.startswith("test_partial_names[web-musl") for name in bad), bad
+    assert not any(name.startswith("test_partial_names") and "glibc" in name for name in bad)
+    assert failed(suite(run, tmp_path, "test_ndots.py", "test_records.py::test_partial_names")) == {}
