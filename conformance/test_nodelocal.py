@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_k8sdns import corefile, stats
+from pytest_k8sdns import corefile, nodelocal, stats
 from pytest_k8sdns.checks import expect
 
 pytestmark = pytest.mark.k8sdns_check(14)
@@ -43,6 +43,8 @@ def test_answers_on_every_node(cache, node_probe_pods, cluster_domain, k8sdns_re
     for node, pod in sorted(node_probe_pods.items()):
         reply = pod.query(cache.local_ip, name, rdtype="A", tcp=tcp, timeout=2.0).replies[0]
         rows.append([node, reply.rcode or reply.error, round(reply.latency_ns / 1e6, 3)])
+        k8sdns_record(f"rcode[{node}]", reply.rcode or reply.error)
+        k8sdns_record(f"latency_ms[{node}]", round(reply.latency_ns / 1e6, 3), "ms")
         if reply.rcode != "NOERROR" or not reply.addresses():
             bad.append(f"{node}: {reply.rcode or reply.error}")
     k8sdns_record.table(f"{cache.local_ip}:53 over {'TCP' if tcp else 'UDP'}", ["node", "rcode", "ms"], rows)
@@ -57,6 +59,8 @@ def test_health_and_setup_errors(cache, node_probe_pods, k8sdns_record):
         _, setup = pod.http_get(f"http://{cache.local_ip}:9353/metrics")
         errors = _metric(setup, "coredns_nodecache_setup_errors_total")
         rows.append([node, health, errors])
+        k8sdns_record(f"health[{node}]", health)
+        k8sdns_record(f"setup_errors[{node}]", errors)
         if health != 200 or errors:
             bad.append(f"{node}: health {health}, setup errors {errors:g}")
     k8sdns_record.table("NodeLocal health", ["node", "/health", "setup errors"], rows)
@@ -74,6 +78,7 @@ def test_caches(cache, node_probe_pods, cluster_domain, k8sdns_record):
         _, after = pod.http_get(f"http://{cache.local_ip}:9253/metrics")
         hits = _metric(after, "coredns_cache_hits_total") - _metric(before, "coredns_cache_hits_total")
         rows.append([node, hits])
+        k8sdns_record(f"new_hits[{node}]", hits)
         if hits < 1:
             bad.append(f"{node}: {hits:g} new cache hits")
     k8sdns_record.table("cache hits after 3 identical queries", ["node", "new hits"], rows)
@@ -88,3 +93,30 @@ def test_cluster_zone_forwards_over_tcp(cache, cluster_domain, k8sdns_record):
     k8sdns_record("findings", [f.message for f in findings])
     expect(not [f for f in findings if f.severity == "error"], "NodeLocal cluster-zone forward",
            "force_tcp", "; ".join(f.message for f in findings), "add force_tcp to the cluster zone's forward block")
+
+
+def test_new_service_visible_within_denial_ttl(cache, node_probe_pods, k8sdns_cluster, k8sdns_namespace,
+                                               cluster_domain, k8sdns_record):
+    """A Service asked for just before it exists (each node's cache then holds an NXDOMAIN) answers
+    at the cache on every node within the denial TTL (5 s in nodelocaldns.yaml) of its creation."""
+    bound = 5
+    k8sdns_record("denial_ttl_s", nodelocal.denial_ttl(cache.corefile(), cluster_domain), "s")
+    fqdn, seen = nodelocal.time_new_service(k8sdns_cluster, k8sdns_namespace, node_probe_pods, cache.local_ip,
+                                            cluster_domain, give_up_s=6 * bound)
+    k8sdns_record.table(f"{fqdn} at {cache.local_ip}:53, asked before and after its creation",
+                        ["node", "before", "negative TTL", "last miss (s)", "visible by (s)", "since the NXDOMAIN (s)",
+                         "polls"],
+                        [[v.node, v.primed, v.negative_ttl, v.last_miss, v.seconds, v.since_prime, v.polls]
+                         for v in seen])
+    for v in seen:
+        k8sdns_record(f"visible_s[{v.node}]", v.seconds, "s")
+        k8sdns_record(f"last_miss_s[{v.node}]", v.last_miss, "s")
+        k8sdns_record(f"negative_ttl_s[{v.node}]", v.negative_ttl, "s")
+    # a poll is an exec into the pod: the query went out somewhere inside it, so only a miss that
+    # began after the bound proves the Service was still invisible then
+    late = [f"{v.node}: {'not within 30 s' if v.seconds is None else f'still NXDOMAIN at {v.last_miss:.1f} s'} "
+            f"(before: {v.primed}, negative TTL {v.negative_ttl}, last {v.last})"
+            for v in seen if v.seconds is None or (v.last_miss or 0) > bound]
+    expect(not late, "new Service visible at NodeLocal", f"<= {bound} s after its creation on every node (the denial TTL)",
+           "; ".join(late), "lower the cluster zone's `denial` TTL in the NodeLocal Corefile; CoreDNS's own `cache` "
+           "(unless it has `disable denial <domain>`) and kubernetes `ttl` can hold the NXDOMAIN longer")

@@ -98,48 +98,68 @@ def denial_ttl(text: str | None, domain: str) -> int | None:
 
 @dataclasses.dataclass(frozen=True)
 class Visibility:
-    """When a new Service first answered at the cache on one node."""
+    """When a new Service first answered at the cache on one node, after the cache had been asked
+    for it (and answered NXDOMAIN) just before it was created."""
 
     node: str
-    seconds: float | None  # from its creation to the end of the first poll that got its ClusterIP; None: never
+    primed: str  # the rcode the cache gave before the Service existed
+    negative_ttl: int | None  # the TTL of that answer's SOA: how long the cache said to keep it
+    seconds: float | None  # from the Service's creation to the end of the first poll with its ClusterIP
+    last_miss: float | None  # from its creation to the start of the last poll without it: still not
+    #                          visible then (each poll is an exec into the pod, ~0.3 s)
+    since_prime: float | None  # `seconds`, counted from the end of the priming query
     polls: int
-    poll_s: float  # how long one poll took: the resolution of `seconds`
     last: str  # the last poll's rcode or error
+
+
+def _soa_ttl(authority: tuple[str, ...]) -> int | None:
+    for line in authority:
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == "SOA" and fields[1].isdigit():
+            return int(fields[1])
+    return None
 
 
 def time_new_service(cluster: Cluster, namespace: str, node_pods: Mapping[str, ProbePod], server: str,
                      domain: str, *, give_up_s: float = 30) -> tuple[str, list[Visibility]]:
-    """Create a ClusterIP Service in namespace and poll `server` from every node's pod, in parallel,
-    until the Service's A record holds its ClusterIP. Returns the name and per-node timings; the
-    Service is deleted again."""
+    """Ask `server` from every node's pod for a Service name that does not exist yet (so each cache
+    holds an NXDOMAIN), create that ClusterIP Service in namespace, and poll, in parallel, until its
+    A record holds its ClusterIP. Returns the name and per-node timings; the Service is deleted."""
     name = f"nl-new-{secrets.token_hex(3)}"
     fqdn = f"{name}.{namespace}.svc.{domain}"
-    svc = cluster.call("create", "services", namespace, cluster.core.create_namespaced_service, namespace, {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": dict(MANAGED_BY)},
-        "spec": {"selector": {"app": name}, "ports": [{"port": 80}]}})
-    created = time.monotonic()
-    want = str(svc.spec.cluster_ip)
+    nodes = sorted(node_pods.items())
 
-    def poll(item: tuple[str, ProbePod]) -> Visibility:
-        node, pod = item
-        polls, last, took = 0, "", 0.0
+    def prime(item: tuple[str, ProbePod]) -> tuple[str, int | None, float]:
+        reply = item[1].query(server, fqdn, rdtype="A", timeout=1.0).replies[0]
+        return reply.rcode or reply.error or "?", _soa_ttl(reply.authority), time.monotonic()
+
+    def poll(item: tuple[tuple[str, ProbePod], tuple[str, int | None, float]]) -> Visibility:
+        (node, pod), (primed, ttl, primed_at) = item
+        polls, last, miss = 0, "", None
         while time.monotonic() - created < give_up_s:
             began = time.monotonic()
             reply = pod.query(server, fqdn, rdtype="A", timeout=1.0).replies[0]
             ended = time.monotonic()
-            polls, took = polls + 1, ended - began
-            last = reply.rcode or reply.error or "?"
+            polls, last = polls + 1, reply.rcode or reply.error or "?"
             if reply.rcode == "NOERROR" and want in reply.addresses():
-                return Visibility(node, round(ended - created, 3), polls, round(took, 3), last)
+                return Visibility(node, primed, ttl, round(ended - created, 3), miss, round(ended - primed_at, 3),
+                                  polls, last)
+            miss = round(began - created, 3)
             time.sleep(0.1)
-        return Visibility(node, None, polls, round(took, 3), last)
+        return Visibility(node, primed, ttl, None, miss, None, polls, last)
 
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, len(node_pods))) as pool:
-            return fqdn, list(pool.map(poll, sorted(node_pods.items())))
-    finally:
-        with contextlib.suppress(ApiException):
-            cluster.call("delete", "services", namespace, cluster.core.delete_namespaced_service, name, namespace)
+    with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+        primes = list(pool.map(prime, nodes))
+        svc = cluster.call("create", "services", namespace, cluster.core.create_namespaced_service, namespace, {
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": dict(MANAGED_BY)},
+            "spec": {"selector": {"app": name}, "ports": [{"port": 80}]}})
+        created = time.monotonic()
+        want = str(svc.spec.cluster_ip)
+        try:
+            return fqdn, list(pool.map(poll, zip(nodes, primes)))
+        finally:
+            with contextlib.suppress(ApiException):
+                cluster.call("delete", "services", namespace, cluster.core.delete_namespaced_service, name, namespace)
 
 
 def find_nodelocal(cluster: Cluster) -> NodeLocalInspector | None:
