@@ -25,6 +25,7 @@ class DnsObjects:
     service_ip: str
     headless: str
     headless_ips: tuple[str, ...]  # ready endpoints
+    not_ready_ips: tuple[str, ...]  # endpoints of `headless` that are not ready: never in its A records
     hostname: str  # <hostname>.<headless>.<ns>.svc.<domain> names the first headless pod
     hostname_ip: str
     external: str
@@ -40,8 +41,8 @@ def _service(name: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 def create(cluster: Cluster, namespace: str, run_id: str, domain: str, image: str, external_target: str,
            timeout_s: float, image_options: dict[str, str]) -> DnsObjects:
-    """A ClusterIP Service, a headless Service with two ready pods (one with hostname/subdomain),
-    and an ExternalName Service."""
+    """A ClusterIP Service, a headless Service with two ready pods (one with hostname/subdomain)
+    and one that never becomes ready, and an ExternalName Service."""
     core = cluster.core
     svc = cluster.call("create", "services", namespace, core.create_namespaced_service, namespace,
                        _service("web", {"selector": {"app": "web"}, "ports": [PORT]}))
@@ -54,25 +55,34 @@ def create(cluster: Cluster, namespace: str, run_id: str, domain: str, image: st
                        hostname=f"h{i}", subdomain="hl") for i in range(2)]
     started = probes.start(cluster, namespace, run_id, specs, timeout_s=timeout_s, image_options=image_options,
                            install=False)
+    # a third endpoint whose readiness probe always fails: the specification keeps it out of DNS
+    unready = probes.manifest(ProbeSpec(key="hl-unready", libc="glibc", image=image, labels={"app": "hl"}), run_id)
+    unready["spec"]["containers"][0]["readinessProbe"] = {
+        "exec": {"command": ["python3", "-c", "raise SystemExit(1)"]}, "periodSeconds": 5}
+    cluster.call("create", "pods", namespace, core.create_namespaced_pod, namespace, unready)
     ips = _wait_endpoints(cluster, namespace, "hl", 2, timeout_s)
+    not_ready = _wait_endpoints(cluster, namespace, "hl", 1, timeout_s, ready=False)
     first = cluster.call("get", "pods", namespace, core.read_namespaced_pod, started["hl-0"].name, namespace)
     return DnsObjects(
         namespace=namespace, domain=domain, service="web", service_ip=svc.spec.cluster_ip, headless="hl",
-        headless_ips=tuple(sorted(ips)), hostname="h0", hostname_ip=first.status.pod_ip,
+        headless_ips=tuple(sorted(ips)), not_ready_ips=tuple(sorted(not_ready)), hostname="h0", hostname_ip=first.status.pod_ip,
         external="ext", external_target=external_target,
     )
 
 
-def _wait_endpoints(cluster: Cluster, namespace: str, service: str, count: int, timeout_s: float) -> list[str]:
-    """Ready addresses of a Service's EndpointSlices, once there are `count` of them."""
+def _wait_endpoints(cluster: Cluster, namespace: str, service: str, count: int, timeout_s: float,
+                    ready: bool = True) -> list[str]:
+    """Ready (or not-ready) addresses of a Service's EndpointSlices, once there are `count` of them."""
     api = __import__("kubernetes").client.DiscoveryV1Api(cluster.api_client)
     deadline = time.monotonic() + timeout_s
     ips: list[str] = []
     while time.monotonic() < deadline:
         slices = cluster.call("list", "endpointslices", namespace, api.list_namespaced_endpoint_slice, namespace,
                               label_selector=f"kubernetes.io/service-name={service}").items
-        ips = [a for s in slices for e in s.endpoints or [] if (e.conditions and e.conditions.ready) for a in e.addresses]
+        ips = [a for s in slices for e in s.endpoints or []
+               if bool(e.conditions and e.conditions.ready) == ready for a in e.addresses]
         if len(ips) >= count:
             return ips
         time.sleep(0.5)
-    raise WaitTimeout(f"service {namespace}/{service} has {len(ips)} ready endpoints after {timeout_s:.0f} s, wanted {count}")
+    state = "ready" if ready else "not-ready"
+    raise WaitTimeout(f"service {namespace}/{service} has {len(ips)} {state} endpoints after {timeout_s:.0f} s, wanted {count}")
