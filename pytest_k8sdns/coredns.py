@@ -96,6 +96,8 @@ class CoreDNSInspector:
     def _pods(self, namespace: str, selector: dict[str, str]) -> list[DnsPod]:
         out = []
         for p in self._raw_pods(namespace, selector):
+            if p.metadata.deletion_timestamp is not None:
+                continue  # terminating (lameduck): no longer behind the Service
             statuses = p.status.container_statuses or []
             waiting = next((cs.state.waiting.reason for cs in statuses if cs.state and cs.state.waiting), "")
             out.append(

@@ -158,3 +158,47 @@ class Faults:
         finally:
             for node, text in saved.items():
                 self._node_exec(node, "sh", "-c", "cat > /etc/resolv.conf", stdin=text)
+
+    # -- NodeLocal DNSCache (pytest_k8sdns.nodelocal.deploy_nodelocal must have run) -------------
+    def _restart_nodelocal(self) -> None:
+        from pytest_k8sdns.nodelocal import NODELOCAL_NAME, NODELOCAL_NAMESPACE, wait_daemonset_ready
+
+        c = self.cluster
+        c.call("patch", "daemonsets", NODELOCAL_NAMESPACE, c.apps.patch_namespaced_daemon_set, NODELOCAL_NAME,
+               NODELOCAL_NAMESPACE,
+               {"spec": {"template": {"metadata": {"annotations": {"k8sdns.io/restarted-at": f"{time.time():.3f}"}}}}})
+        time.sleep(2)  # let the controller see the new generation before waiting on it
+        wait_daemonset_ready(c, NODELOCAL_NAMESPACE, NODELOCAL_NAME, 180)
+
+    @contextlib.contextmanager
+    def nodelocal_without_force_tcp(self) -> Iterator[None]:
+        """The NodeLocal cache forwards cluster names to CoreDNS over UDP (force_tcp removed)."""
+        from pytest_k8sdns.nodelocal import NODELOCAL_NAME, NODELOCAL_NAMESPACE
+
+        c = self.cluster
+        cm = c.call("get", "configmaps", NODELOCAL_NAMESPACE, c.core.read_namespaced_config_map, NODELOCAL_NAME,
+                    NODELOCAL_NAMESPACE)
+        saved = str(cm.data["Corefile"])
+        patched = re.sub(r"forward (\S+) (\S+) \{\s*force_tcp\s*\}", r"forward \1 \2", saved)
+        c.call("patch", "configmaps", NODELOCAL_NAMESPACE, c.core.patch_namespaced_config_map, NODELOCAL_NAME,
+               NODELOCAL_NAMESPACE, {"data": {"Corefile": patched}})
+        self._restart_nodelocal()
+        try:
+            yield
+        finally:
+            c.call("patch", "configmaps", NODELOCAL_NAMESPACE, c.core.patch_namespaced_config_map, NODELOCAL_NAME,
+                   NODELOCAL_NAMESPACE, {"data": {"Corefile": saved}})
+            self._restart_nodelocal()
+
+    @contextlib.contextmanager
+    def nodelocal_silent_on(self, node: str, local_ip: str = "169.254.20.10") -> Iterator[None]:
+        """One node's cache stops answering on its link-local address (its port 53 there is dropped)."""
+        rules = [["INPUT", "-d", f"{local_ip}/32", "-p", proto, "--dport", "53", "-m", "comment", "--comment",
+                  "k8sdns-fault-nodelocal-silent", "-j", "DROP"] for proto in ("udp", "tcp")]
+        for rule in rules:
+            self._node_exec(node, "iptables", "-I", *rule)
+        try:
+            yield
+        finally:
+            for rule in rules:
+                self._node_exec(node, "iptables", "-D", *rule)

@@ -120,3 +120,52 @@ def test_musl_search_limit(faulted, tmp_path: Path) -> None:
     assert any(name.startswith("test_partial_names[web-musl") for name in bad), bad
     assert not any(name.startswith("test_partial_names") and "glibc" in name for name in bad)
     assert failed(suite(run, tmp_path, "test_ndots.py", "test_records.py::test_partial_names")) == {}
+
+
+# ---- NodeLocal DNSCache: last, because the cache then answers every pod's queries ------------
+
+@pytest.fixture(scope="module")
+def nodelocal(faulted):
+    from pytest_k8sdns.config import DEFAULT_NODELOCAL_IMAGE
+    from pytest_k8sdns.nodelocal import deploy_nodelocal, remove_nodelocal
+
+    run, _ = faulted
+    assert run.kind is not None
+    run.kind.load_images([DEFAULT_NODELOCAL_IMAGE])
+    inspector = deploy_nodelocal(run.cluster, DEFAULT_NODELOCAL_IMAGE)
+    yield inspector
+    remove_nodelocal(run.cluster)
+
+
+NODELOCAL = ("test_nodelocal.py",)
+REQUIRE = ("--k8sdns-require-nodelocal",)
+
+
+def test_nodelocal_passes_on_every_node(faulted, nodelocal, tmp_path: Path) -> None:
+    run, _ = faulted
+    checks = suite(run, tmp_path, *NODELOCAL, extra=REQUIRE)
+    assert failed(checks) == {} and {c["outcome"] for c in checks.values()} == {"passed"}, checks
+
+
+def test_nodelocal_without_force_tcp(faulted, nodelocal, tmp_path: Path) -> None:
+    run, faults = faulted
+    with faults.nodelocal_without_force_tcp():
+        checks = suite(run, tmp_path, *NODELOCAL, extra=REQUIRE)
+    bad = failed(checks)
+    assert set(bad) == {"test_cluster_zone_forwards_over_tcp"}, bad
+    assert "force_tcp" in bad["test_cluster_zone_forwards_over_tcp"]
+    assert failed(suite(run, tmp_path, *NODELOCAL, extra=REQUIRE)) == {}
+
+
+def test_nodelocal_silent_on_one_node(faulted, nodelocal, tmp_path: Path) -> None:
+    run, faults = faulted
+    node = sorted(run.kind.node_containers())[-1]
+    with faults.nodelocal_silent_on(node):
+        checks = suite(run, tmp_path, *NODELOCAL, extra=REQUIRE)
+    bad = failed(checks)
+    assert {"test_answers_on_every_node[udp]", "test_answers_on_every_node[tcp]"} <= set(bad), bad
+    for name in ("test_answers_on_every_node[udp]", "test_answers_on_every_node[tcp]"):
+        assert f"{node}:" in bad[name], bad[name]  # names the node and the reason
+        others = [n for n in run.kind.node_containers() if n != node]
+        assert not any(f"{o}:" in bad[name] for o in others), bad[name]
+    assert failed(suite(run, tmp_path, *NODELOCAL, extra=REQUIRE)) == {}
