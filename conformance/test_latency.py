@@ -37,6 +37,7 @@ def test_lookup_latency(probe_pods, dns_objects, cluster_domain, k8sdns_settings
     k8sdns_record("error_rate", round(summary.error_rate, 5))
     k8sdns_record("retry_signatures", retries)
     k8sdns_record("rate_per_s", round(result.totals.rate_per_s, 1), "1/s")
+    k8sdns_record.series("latency_ms", [round(ns / 1e6, 3) for ns in ok], "ms")
     k8sdns_record.plot(f"{libc} lookup latency CDF", cdf_png({libc: [ns / 1e6 for ns in ok]}, f"{libc} getaddrinfo latency"))
     expect(summary.error_rate <= s.max_error_rate, f"{libc} lookup error rate", f"<= {s.max_error_rate}",
            f"{summary.error_rate:.4f} ({summary.errors}/{summary.count}, {dict(result.errors)})",

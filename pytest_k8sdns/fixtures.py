@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from pytest_k8sdns.kind import UPSTREAM_NAMES
 from pytest_k8sdns.nodelocal import NodeLocalInspector, find_nodelocal
 from pytest_k8sdns.probes import LIBCS, ProbePod, ProbeSpec
 from pytest_k8sdns.resolver import parse_resolv_conf
-from pytest_k8sdns.report import RESULTS_KEY, Results
+from pytest_k8sdns.results import RESULTS_KEY, Results
 from pytest_k8sdns.session import RUN_KEY, Run
 
 
@@ -180,6 +180,11 @@ class Recorder:
         self._results.measure(self._nodeid, name, value, unit)
         if self._record_property is not None:
             self._record_property(name, value)
+
+    def series(self, name: str, values: Sequence[float], unit: str = "") -> None:
+        """Raw samples (e.g. every lookup's latency): in the results file and the report's plots,
+        not in JUnit or the measurement table."""
+        self._results.add_series(self._nodeid, name, values, unit)
 
     def table(self, title: str, header: list[str], rows: list[list[Any]]) -> None:
         self._results.table(self._nodeid, title, header, rows)

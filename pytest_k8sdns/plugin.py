@@ -10,12 +10,15 @@ import pytest
 
 from pytest_k8sdns import config as cfg
 from pytest_k8sdns.errors import K8sDnsError
-from pytest_k8sdns.report import RESULTS_KEY, HtmlExtras, Results
+from pytest_k8sdns import verdict
+from pytest_k8sdns.report import HtmlExtras
+from pytest_k8sdns.results import RESULTS_KEY, Results, write_document
 from pytest_k8sdns.session import RUN_KEY, Run
 
 pytest_plugins = ["pytest_k8sdns.fixtures"]
 
 SETTINGS_KEY = pytest.StashKey[cfg.Settings]()
+GATE_KEY = pytest.StashKey[verdict.Gate]()
 SUITE_DIR = Path(__file__).resolve().parent / "conformance"
 
 
@@ -41,11 +44,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--k8sdns-require-nodelocal", action="store_true", default=None,
                     help="fail, not skip, when no NodeLocal DNSCache is deployed")
     group.addoption("--k8sdns-results", metavar="FILE", help="write every measurement and outcome as JSON")
+    group.addoption("--k8sdns-baseline", metavar="FILE",
+                    help="upgrade gate: fail when p99 grew, retry signatures appeared or a passing check fails "
+                         "compared with this earlier --k8sdns-results file")
     for opt in cfg.OPTIONS:
         group.addoption(opt.flag, metavar=opt.name.upper(), help=f"{opt.help} (default: {opt.default!r}; ini: {opt.ini})")
         parser.addini(opt.ini, f"{opt.help} (command line: {opt.flag})", default="")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-html's, which reads --html
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "k8sdns_check(number): the REFERENCE.md section 2 check a test implements")
     config.addinivalue_line("markers", "k8sdns_libc(name): the libc flavour a test measures (glibc or musl)")
@@ -55,11 +62,25 @@ def pytest_configure(config: pytest.Config) -> None:
     except K8sDnsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
+    gate = None
+    try:
+        if settings.baseline:
+            gate = verdict.Gate(settings)
+            config.stash[GATE_KEY] = gate
+            config.pluginmanager.register(gate, "k8sdns-gate")
+    except K8sDnsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if settings.active and settings.profile == "certification":
+        problem = verdict.certification_usage_problem(config, _suite_dir())
+        if problem:
+            raise pytest.UsageError(problem)
+        verdict.certification_defaults(config)
+        config.pluginmanager.register(verdict.Certification(lambda: _facts(config)), "k8sdns-certification")
     results = Results()
     config.stash[RESULTS_KEY] = results
     config.pluginmanager.register(results, "k8sdns-results")
     if config.pluginmanager.hasplugin("html"):
-        config.pluginmanager.register(HtmlExtras(results), "k8sdns-html")
+        config.pluginmanager.register(HtmlExtras(results, gate, settings.profile), "k8sdns-html")
     if settings.active and config.args_source != pytest.Config.ArgsSource.ARGS:
         # `pytest --k8sdns-context=prod` with no paths runs the packaged suite, from anywhere
         config.args = [str(_suite_dir())]
@@ -108,9 +129,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     results = session.config.stash[RESULTS_KEY]
     results.facts.update(run.facts_document())
     settings = session.config.stash[SETTINGS_KEY]
-    if settings.results and not hasattr(session.config, "workerinput"):
-        results.write(settings.results, dataclasses.asdict(settings))
+    if not hasattr(session.config, "workerinput"):
+        doc = results.final = results.document(dataclasses.asdict(settings))
+        gate = session.config.stash.get(GATE_KEY, None)
+        if gate is not None and not gate.judge(doc) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if settings.results:
+            write_document(settings.results, doc)
     run.stop()
+
+
+def _facts(config: pytest.Config) -> dict[str, Any] | None:
+    run = config.stash.get(RUN_KEY, None)
+    return run.facts if run is not None else None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -1,104 +1,58 @@
-"""Measurements of each check, the machine-readable results file, and pytest-html extras/plots."""
+"""The HTML report: pytest-html extras per check, and the summary the report opens with."""
 
 from __future__ import annotations
 
 import base64
-import datetime
 import html
 import io
-import json
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_k8sdns import __version__
+from pytest_k8sdns import summary
+from pytest_k8sdns.results import RESULTS_KEY, SCHEMA_VERSION, Results
 
-RESULTS_KEY = pytest.StashKey["Results"]()
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from pytest_k8sdns.verdict import Gate
 
-
-class Results:
-    """Everything a run measured, per test, plus outcomes and cluster facts."""
-
-    def __init__(self) -> None:
-        self.measurements: dict[str, dict[str, dict[str, Any]]] = {}
-        self.tables: dict[str, list[tuple[str, list[str], list[list[Any]]]]] = {}
-        self.plots: dict[str, list[tuple[str, bytes]]] = {}
-        self.outcomes: dict[str, dict[str, Any]] = {}
-        self.facts: dict[str, Any] = {}
-
-    def measure(self, nodeid: str, name: str, value: Any, unit: str = "") -> None:
-        self.measurements.setdefault(nodeid, {})[name] = {"value": value, "unit": unit}
-
-    def table(self, nodeid: str, title: str, header: list[str], rows: list[list[Any]]) -> None:
-        self.tables.setdefault(nodeid, []).append((title, header, rows))
-
-    def plot(self, nodeid: str, title: str, png: bytes) -> None:
-        self.plots.setdefault(nodeid, []).append((title, png))
-
-    def outcome(self, report: pytest.TestReport) -> None:
-        if report.when == "call" or report.outcome != "passed":
-            entry = self.outcomes.setdefault(report.nodeid, {})
-            if entry.get("outcome") in ("failed", "error") and report.when == "teardown":
-                return
-            entry["outcome"] = "error" if report.when != "call" and report.outcome == "failed" else report.outcome
-            entry["duration_s"] = round(report.duration, 3)
-            if report.outcome != "passed":
-                entry["message"] = _one_line(report)
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Hook: keep every check's outcome (the object is registered as a plugin)."""
-        self.outcome(report)
-
-    def document(self, settings: dict[str, Any]) -> dict[str, Any]:
-        checks = []
-        for nodeid in sorted(set(self.outcomes) | set(self.measurements)):
-            checks.append({"nodeid": nodeid, **self.outcomes.get(nodeid, {"outcome": "unknown"}),
-                           "measurements": self.measurements.get(nodeid, {})})
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "suite_version": __version__,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "cluster": self.facts,
-            "settings": settings,
-            "checks": checks,
-        }
-
-    def write(self, path: str, settings: dict[str, Any]) -> None:
-        Path(path).write_text(json.dumps(self.document(settings), indent=2, sort_keys=True, default=str) + "\n")
+__all__ = ["RESULTS_KEY", "SCHEMA_VERSION", "HtmlExtras", "Results", "cdf_png", "html_table", "png_img"]
 
 
-def _one_line(report: pytest.TestReport) -> str:
-    if report.skipped and isinstance(report.longrepr, tuple):
-        return str(report.longrepr[2])
-    text = str(getattr(report, "longreprtext", "") or report.longrepr or "")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("E ")]
-    return (lines[0][2:].strip() if lines else text.strip().splitlines()[-1] if text.strip() else "")[:2000]
-
-
-def cdf_png(series: dict[str, Sequence[float]], title: str, xlabel: str = "latency (ms)") -> bytes:
-    """A step CDF per series, drawn by matplotlib, as PNG bytes."""
+def cdf_png(series: dict[str, Sequence[float]], title: str, xlabel: str = "latency (ms)",
+            dashed: Iterable[str] = (), size: tuple[float, float] = (6, 3.2)) -> bytes:
+    """A step CDF per series, drawn by matplotlib, as PNG bytes; labels in `dashed` are drawn dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    dashed = set(dashed)
+    fig, ax = plt.subplots(figsize=size, dpi=100)
     try:
+        drawn = 0
         for label, values in series.items():
-            if not values:
+            xs = sorted(v for v in values if v > 0)
+            if not xs:
                 continue
-            xs = sorted(values)
             ys = [(i + 1) / len(xs) for i in range(len(xs))]
-            ax.step(xs, ys, where="post", label=f"{label} (n={len(xs)})")
-        ax.set_xscale("log")
+            ax.step(xs, ys, where="post", label=f"{label} (n={len(xs)})", linestyle="--" if label in dashed else "-")
+            drawn += 1
+        if drawn:
+            from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+            ax.set_xscale("log")
+            # plain numbers at 1-2-5 steps (0.5, 1, 2, 5 ms), nothing crowded in between
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.legend(loc="lower right")
+        else:
+            ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("share of lookups")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(loc="lower right")
         buf = io.BytesIO()
         fig.tight_layout()
         fig.savefig(buf, format="png")
@@ -107,18 +61,27 @@ def cdf_png(series: dict[str, Sequence[float]], title: str, xlabel: str = "laten
         plt.close(fig)
 
 
+def png_img(png: bytes, alt: str) -> str:
+    """An <img> holding the PNG itself (a data: URI), so the report stays one self-contained file."""
+    data = base64.b64encode(png).decode()
+    return f"<img class='k8sdns-plot' alt='{html.escape(alt, quote=True)}' src='data:image/png;base64,{data}'/>"
+
+
 def html_table(title: str, header: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(summary.short(c))}</td>" for c in row) + "</tr>" for row in rows)
     return (f"<div class='k8sdns'><b>{html.escape(title)}</b><table border='1' cellpadding='3'>"
             f"<tr>{head}</tr>{body}</table></div>")
 
 
 class HtmlExtras:
-    """Registered only when pytest-html is active: adds each check's tables and plots."""
+    """Registered only when pytest-html is active: each check's tables and plots, the report's
+    title, and the summary it opens with (per libc, checks, cluster, upgrade gate)."""
 
-    def __init__(self, results: Results) -> None:
+    def __init__(self, results: Results, gate: Gate | None = None, profile: str = "default") -> None:
         self.results = results
+        self.gate = gate
+        self.profile = profile
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
@@ -136,5 +99,33 @@ class HtmlExtras:
         for title, header, rows in self.results.tables.get(item.nodeid, []):
             extras.append(pytest_html.extras.html(html_table(title, header, rows)))
         for title, png in self.results.plots.get(item.nodeid, []):
-            extras.append(pytest_html.extras.png(base64.b64encode(png).decode(), name=title))
+            # inline, not extras.png: pytest-html writes those to assets/ unless --self-contained-html
+            extras.append(pytest_html.extras.html(f"<div class='k8sdns'><b>{html.escape(title)}</b><br/>"
+                                                  f"{png_img(png, title)}</div>"))
         report.extras = extras  # type: ignore[attr-defined]
+
+    def pytest_html_report_title(self, report: Any) -> None:
+        if self.profile == "certification":
+            report.title = f"DNS certification: {report.title}"
+        else:
+            report.title = f"DNS from inside pods: {report.title}"
+
+    def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
+        doc = self.results.final
+        if doc is None:
+            return
+        comparison = self.gate.comparison if self.gate else None
+        before = self.gate.before if self.gate else None
+        prefix.append(render_summary(doc, comparison, before))
+
+
+def render_summary(doc: dict[str, Any], comparison: Any = None, before: dict[str, Any] | None = None) -> str:
+    """The block the report opens with, as HTML with its plots embedded."""
+    plots = {}
+    for libc in summary.LIBCS:
+        series = {}
+        if before is not None:
+            series[f"{libc} before"] = summary.latency_series(before, libc)
+        series[f"{libc} now" if before is not None else libc] = summary.latency_series(doc, libc)
+        plots[libc] = cdf_png(series, f"{libc} getaddrinfo latency, CDF", dashed=[f"{libc} before"], size=(5.4, 3.0))
+    return summary.render(doc, {k: png_img(v, f"{k} latency CDF") for k, v in plots.items()}, comparison, before)

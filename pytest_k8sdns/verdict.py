@@ -1,0 +1,88 @@
+"""A run's verdict beyond single checks: the certification profile's rules and the upgrade gate,
+as small pytest plugins over the results (results.py) and the comparison logic (baseline.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_k8sdns import baseline, results
+from pytest_k8sdns.config import CERTIFICATION_HTML, Settings
+
+#: NodeLocal DNSCache is check 14; certification lets its checks skip only where none is deployed
+NODELOCAL_CHECK = 14
+
+
+def certification_usage_problem(config: pytest.Config, suite: Path) -> str | None:
+    """Why this command line cannot certify, in one line; None when it can."""
+    deselected = [flag for flag, value in (("-k", config.option.keyword), ("-m", config.option.markexpr),
+                                           ("--deselect", getattr(config.option, "deselect", None))) if value]
+    if deselected:
+        return (f"the certification profile runs every check; drop {' and '.join(deselected)} "
+                "(or use --k8sdns-profile=default)")
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        given = {Path(a.split("::", 1)[0]).resolve() for a in config.args}
+        if suite.resolve() not in given:
+            return (f"the certification profile runs the whole packaged suite ({suite}); give no test paths, "
+                    "or include that directory")
+    if not config.pluginmanager.hasplugin("html"):
+        return "the certification profile writes an HTML report, but pytest-html is disabled (-p no:html)"
+    return None
+
+
+def certification_defaults(config: pytest.Config) -> None:
+    """The HTML report is always written, as one self-contained file (before pytest-html configures)."""
+    if not config.getoption("htmlpath", None):
+        config.option.htmlpath = CERTIFICATION_HTML
+    config.option.self_contained_html = True
+
+
+class Certification:
+    """Registered under --k8sdns-profile=certification: a skip becomes a failure, except the
+    NodeLocal checks on a cluster without NodeLocal DNSCache (required when present)."""
+
+    def __init__(self, facts: Any) -> None:
+        self._facts = facts  # callable returning the run's facts, or None before the run started
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        report: pytest.TestReport = yield
+        if not report.skipped or hasattr(report, "wasxfail"):
+            return report
+        marker = item.get_closest_marker("k8sdns_check")
+        facts = self._facts() or {}
+        if marker and marker.args and marker.args[0] == NODELOCAL_CHECK and facts.get("nodelocal") == "absent":
+            return report
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"the certification profile refuses skips: {reason}"
+        return report
+
+
+class Gate:
+    """The upgrade gate of --k8sdns-baseline: this run against an earlier results file."""
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.baseline is not None
+        self.source = settings.baseline
+        self.max_p99_growth = settings.max_p99_growth
+        self.p99_floor_ms = settings.p99_floor_ms
+        self.before: dict[str, Any] = results.load(settings.baseline, "--k8sdns-baseline")
+        self.comparison: baseline.Comparison | None = None
+
+    def judge(self, doc: dict[str, Any]) -> bool:
+        """Compare, add the gate's section to the results document, and say whether it passed."""
+        self.comparison = baseline.compare(self.before, doc, self.max_p99_growth, self.p99_floor_ms)
+        doc["baseline"] = self.comparison.as_dict(self.source)
+        return self.comparison.ok
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.comparison is None:
+            return
+        ok = self.comparison.ok
+        terminalreporter.section("k8sdns upgrade gate", sep="=", green=ok, red=not ok, bold=True)
+        for line in self.comparison.lines(self.source):
+            terminalreporter.line(line, red=not ok and line.startswith("  "))
