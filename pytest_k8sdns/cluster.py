@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -49,6 +50,10 @@ def api_errors(verb: str, resource: str, namespace: str | None, server: str) -> 
     try:
         yield
     except ApiException as exc:
+        detail = status_message(exc)
+        if exc.status == 403 and detail and " cannot " not in detail:
+            # refused by admission (Pod Security, quota, a webhook), not by RBAC: say what the server said
+            raise ClusterError(f"the API server at {server} refused to {verb} {resource} {where}: {detail}") from None
         if exc.status == 403:
             raise ClusterError(
                 f"Forbidden: cannot {verb} {resource} {where} on {server}; grant it to this "
@@ -66,6 +71,15 @@ def api_errors(verb: str, resource: str, namespace: str | None, server: str) -> 
             f"cannot reach the Kubernetes API at {server} ({reason.__class__.__name__}); "
             f"check that the cluster runs and that --k8sdns-context names it"
         ) from None
+
+
+def status_message(exc: ApiException) -> str:
+    """The message of the Status object an API error carries, on one line."""
+    try:
+        doc = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        return ""
+    return " ".join(str(doc.get("message", "")).split()) if isinstance(doc, dict) else ""
 
 
 class Cluster:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -97,6 +98,8 @@ class Settings:
     upstream_image: str | None = None
     require_nodelocal: bool = False
     kind_nodelocal: bool = False
+    #: an existing namespace to run in (least privilege, fixtures/rbac.yaml); None: make k8sdns-<run id>
+    namespace: str | None = None
     results: str | None = None
     glibc_image: str = DEFAULT_GLIBC_IMAGE
     musl_image: str = DEFAULT_MUSL_IMAGE
@@ -159,6 +162,13 @@ def resolve(cli: dict[str, Any], ini: Callable[[str], Any]) -> Settings:
             raise ConfigError(f"{source}={raw!r} is not a valid {opt.name}; valid values: {', '.join(opt.choices)}")
     if values.get("kind") and values.get("context"):
         raise ConfigError("--k8sdns-kind and --k8sdns-context exclude each other; pick one")
+    namespace = values.get("namespace")
+    if namespace is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", namespace):
+        raise ConfigError(f"--k8sdns-namespace={namespace!r} is not a namespace name (lowercase letters, digits "
+                          f"and '-', at most 63)")
+    if namespace is not None and values.get("kind"):
+        raise ConfigError("--k8sdns-namespace names a namespace made for the suite on an existing cluster; a kind "
+                          "cluster the plugin creates has none: drop it, or use --k8sdns-context")
     if values.get("profile") == "certification":
         for name, least in CERTIFICATION_MINIMUMS.items():
             values[name] = max(values[name], least)

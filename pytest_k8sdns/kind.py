@@ -58,14 +58,29 @@ class KindCluster:
 
     # -- lifecycle --------------------------------------------------------------------------
     def create(self, wait_s: float = 300) -> Cluster:
-        run_tool(["docker", "info", "--format", "{{.ServerVersion}}"], option="--k8sdns-context (no Docker engine answers)")
+        """Create the cluster; on any failure or interrupt, delete what was made of it."""
+        if shutil.which("docker") is None:
+            raise ToolError("docker is not on PATH; install it, or use --k8sdns-context")
+        info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True,
+                              check=False, timeout=120)
+        if info.returncode != 0:
+            said = (info.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ToolError(f"no Docker engine answers (`docker info`: {said}); start one, or test an existing "
+                            f"cluster with --k8sdns-context")
+        if shutil.which("kind") is None:
+            raise ToolError("kind is not on PATH; install it (substrate/build builds it), or test an existing "
+                            "cluster with --k8sdns-context")
         argv = ["kind", "create", "cluster", "--name", self.name, "--config", str(self.config),
                 "--kubeconfig", str(self.kubeconfig), "--wait", "0s"]
         if self.image:
             argv += ["--image", self.image]
-        run_tool(argv, option="--k8sdns-kind-image", timeout=wait_s + 300)
-        cluster = Cluster.from_kubeconfig(str(self.kubeconfig), f"kind-{self.name}", created=True)
-        return cluster
+        try:
+            run_tool(argv, option="--k8sdns-kind-image", timeout=wait_s + 300)
+            return Cluster.from_kubeconfig(str(self.kubeconfig), f"kind-{self.name}", created=True)
+        except BaseException:
+            # kind leaves a half-made cluster when it fails or is killed (Ctrl-C reaches it too)
+            self.delete()
+            raise
 
     def node_containers(self) -> list[str]:
         out = run_tool(["kind", "get", "nodes", "--name", self.name], option="--k8sdns-kind")
@@ -102,12 +117,21 @@ class KindCluster:
         return self.upstream_ip
 
     def delete(self) -> None:
-        """Delete the cluster and its upstream container; safe to call twice."""
+        """Delete the cluster, its upstream container and any node container still being made;
+        safe to call twice."""
         if shutil.which("docker"):
             subprocess.run(["docker", "rm", "-f", self.upstream_container], capture_output=True, check=False)
         if shutil.which("kind"):
             subprocess.run(["kind", "delete", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig)],
                            capture_output=True, check=False, timeout=300)
+        # a `docker run` that kind started before it was killed may finish after kind delete looked
+        for attempt in range(3):
+            left = docker_leftovers(self.name)
+            if left:
+                subprocess.run(["docker", "rm", "-f", "-v", *left], capture_output=True, check=False, timeout=120)
+            elif attempt:
+                break
+            time.sleep(1)
         shutil.rmtree(self._dir, ignore_errors=True)
 
 

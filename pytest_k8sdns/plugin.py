@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="deploy NodeLocal DNSCache (fixtures/nodelocaldns.yaml) on the kind cluster before the run")
     group.addoption("--k8sdns-require-nodelocal", action="store_true", default=None,
                     help="fail, not skip, when no NodeLocal DNSCache is deployed")
+    group.addoption("--k8sdns-namespace", metavar="NAME",
+                    help="run in this existing namespace instead of making k8sdns-<run id> (least privilege: fixtures/rbac.yaml)")
     group.addoption("--k8sdns-results", metavar="FILE", help="write every measurement and outcome as JSON")
     group.addoption("--k8sdns-baseline", metavar="FILE",
                     help="upgrade gate: fail when p99 grew, retry signatures appeared or a passing check fails "
@@ -62,6 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except K8sDnsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
+    _refuse_what_xdist_cannot_share(config, settings)
     gate = None
     try:
         if settings.baseline:
@@ -79,6 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
     results = Results()
     config.stash[RESULTS_KEY] = results
     config.pluginmanager.register(results, "k8sdns-results")
+    config.pluginmanager.register(XdistEvidence(results, worker=hasattr(config, "workerinput")), "k8sdns-xdist")
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlExtras(results, gate, settings.profile), "k8sdns-html")
     if settings.active and config.args_source != pytest.Config.ArgsSource.ARGS:
@@ -86,12 +91,34 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args = [str(_suite_dir())]
 
 
+def _distributing(config: pytest.Config) -> bool:
+    """True in the xdist controller of a distributed session: the workers run the checks."""
+    return (not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") != "no"
+            and bool(getattr(config.option, "tx", None)) and not config.option.collectonly)
+
+
+def _refuse_what_xdist_cannot_share(config: pytest.Config, settings: cfg.Settings) -> None:
+    if not _distributing(config):
+        return
+    if settings.kind:
+        raise pytest.UsageError(
+            "--k8sdns-kind makes one cluster per pytest session and xdist runs a session per worker; make the "
+            "cluster once (python -m pytest_k8sdns.kind up) and pass its --k8sdns-context, or use -n 0")
+    if settings.namespace:
+        raise pytest.UsageError(
+            f"--k8sdns-namespace={settings.namespace} holds one run at a time and xdist runs one per worker; use -n 0, "
+            f"or drop --k8sdns-namespace so that each worker makes its own namespace")
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     settings = session.config.stash[SETTINGS_KEY]
-    if not settings.active or session.config.option.collectonly:
+    if not settings.active or session.config.option.collectonly or _distributing(session.config):
         return
     run = Run(settings)
     session.config.stash[RUN_KEY] = run
+    if settings.kind:
+        # printed before kind starts, so that whoever kills this run knows what to delete
+        _say(session.config, f"k8sdns: creating kind cluster {run.kind_name}")
     try:
         run.start()
     except K8sDnsError as exc:
@@ -123,20 +150,73 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    run = session.config.stash.get(RUN_KEY, None)
-    if run is None:
-        return
-    results = session.config.stash[RESULTS_KEY]
-    results.facts.update(run.facts_document())
-    settings = session.config.stash[SETTINGS_KEY]
-    if not hasattr(session.config, "workerinput"):
-        doc = results.final = results.document(dataclasses.asdict(settings))
-        gate = session.config.stash.get(GATE_KEY, None)
-        if gate is not None and not gate.judge(doc) and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if settings.results:
-            write_document(settings.results, doc)
-    run.stop()
+    config = session.config
+    run = config.stash.get(RUN_KEY, None)
+    settings = config.stash[SETTINGS_KEY]
+    results = config.stash[RESULTS_KEY]
+    try:
+        if run is not None:
+            facts = run.facts_document()
+            results.facts.update(facts)
+            if hasattr(config, "workerinput"):
+                # only the controller writes files; it learns each worker's facts from this
+                config.workeroutput["k8sdns_facts"] = json.loads(json.dumps(facts, default=str))  # type: ignore[attr-defined]
+        controller = not hasattr(config, "workerinput")
+        if controller and (run is not None or _distributing(config)):
+            doc = results.final = results.document(dataclasses.asdict(settings))
+            gate = config.stash.get(GATE_KEY, None)
+            if gate is not None and not gate.judge(doc) and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            if settings.results:
+                write_document(settings.results, doc)
+    finally:
+        if run is not None:
+            run.stop()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: keep the cluster facts a worker sent, and the namespace each worker used."""
+    facts = getattr(node, "workeroutput", {}).get("k8sdns_facts")
+    if facts:
+        results = node.config.stash[RESULTS_KEY]
+        namespaces = {**results.facts.get("worker_namespaces", {}), node.workerinput["workerid"]: facts["namespace"]}
+        results.facts.update(facts, worker_namespaces=dict(sorted(namespaces.items())))
+
+
+class XdistEvidence:
+    """Carries what each check recorded from an xdist worker to the controller, which writes the files."""
+
+    STORES = ("measurements", "series")
+
+    def __init__(self, results: Results, *, worker: bool) -> None:
+        self.results = results
+        self.worker = worker
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        if self.worker:
+            evidence = {name: store[item.nodeid] for name in self.STORES
+                        if item.nodeid in (store := getattr(self.results, name, {}))}
+            if evidence:
+                report.k8sdns_evidence = evidence  # serialized with the report
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        evidence = getattr(report, "k8sdns_evidence", None)
+        if evidence and not self.worker:
+            for name, values in evidence.items():
+                store = getattr(self.results, name, None)
+                if store is not None:
+                    store.setdefault(report.nodeid, {}).update(values)
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+        reporter.flush()
 
 
 def _facts(config: pytest.Config) -> dict[str, Any] | None:

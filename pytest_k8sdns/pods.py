@@ -12,10 +12,12 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
 from pytest_k8sdns.cluster import MANAGED_BY, Cluster
-from pytest_k8sdns.errors import PodError, WaitTimeout
+from pytest_k8sdns.errors import ClusterError, PodError, WaitTimeout
 
 #: Container states that will not fix themselves, with the option that overrides the image.
 _PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+#: Label on every object of one run, so a run can remove its own from a shared namespace.
+RUN_LABEL = "k8sdns.io/run"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +33,7 @@ def namespace_manifest(name: str, run_id: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": name, "labels": {**MANAGED_BY, "k8sdns.io/run": run_id}},
+        "metadata": {"name": name, "labels": {**MANAGED_BY, RUN_LABEL: run_id}},
     }
 
 
@@ -56,6 +58,45 @@ def delete_namespace(cluster: Cluster, name: str, *, wait_s: float = 0) -> None:
                 return
             raise
         time.sleep(1)
+
+
+def check_namespace(cluster: Cluster, namespace: str, run_id: str, pod: dict[str, Any]) -> None:
+    """Make sure an existing namespace (--k8sdns-namespace) can hold this run: no other run's pods
+    are in it, it exists, and it admits the probe pod (a dry run, so Pod Security and quota
+    refusals show before any check starts)."""
+    others = cluster.call("list", "pods", namespace, cluster.core.list_namespaced_pod, namespace,
+                          label_selector=",".join(f"{k}={v}" for k, v in MANAGED_BY.items())).items
+    runs = sorted({(p.metadata.labels or {}).get(RUN_LABEL, "?") for p in others} - {run_id})
+    if runs:
+        raise ClusterError(
+            f"namespace {namespace} holds pods of another run ({', '.join(runs)}); wait for it to end, or if it "
+            f"was killed, delete them: kubectl delete pods -n {namespace} -l {RUN_LABEL}={runs[0]}"
+        )
+    try:
+        cluster.call("create", "pods", namespace, cluster.core.create_namespaced_pod, namespace, pod, dry_run="All")
+    except ApiException as exc:
+        if exc.status == 404:
+            raise ClusterError(
+                f"namespace {namespace} does not exist on {cluster.server}; create it (fixtures/rbac.yaml does) "
+                f"or drop --k8sdns-namespace"
+            ) from None
+        raise
+
+
+def delete_run_objects(cluster: Cluster, namespace: str, run_id: str) -> None:
+    """Delete one run's pods and Services from a namespace the run did not create."""
+    selector = f"{RUN_LABEL}={run_id}"
+    cluster.call("deletecollection", "pods", namespace, cluster.core.delete_collection_namespaced_pod, namespace,
+                 label_selector=selector, grace_period_seconds=0)
+    services = cluster.call("list", "services", namespace, cluster.core.list_namespaced_service, namespace,
+                            label_selector=selector).items
+    for svc in services:
+        try:
+            cluster.call("delete", "services", namespace, cluster.core.delete_namespaced_service,
+                         svc.metadata.name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
 
 def _describe(pod: client.V1Pod, events: list[str]) -> str:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
+import signal
+import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
-from pytest_k8sdns import pods
-from pytest_k8sdns.cluster import Cluster, NodeFacts
+from pytest_k8sdns import pods, probes, rbac
+from pytest_k8sdns.cluster import Cluster, NodeFacts, status_message
 from pytest_k8sdns.config import Settings
+from pytest_k8sdns.errors import ClusterError, K8sDnsError
 from pytest_k8sdns.nodelocal import deploy_nodelocal, find_nodelocal
 from pytest_k8sdns.kind import KindCluster, point_coredns_at, wait_deployment, wait_nodes_ready
 
@@ -32,7 +38,9 @@ class Run:
     def __init__(self, settings: Settings, run_id: str | None = None) -> None:
         self.settings = settings
         self.run_id = run_id or new_run_id()
-        self.namespace = f"k8sdns-{self.run_id}"
+        #: the run's own namespace, or an existing one it shares (--k8sdns-namespace) and only writes pods/Services in
+        self.namespace = settings.namespace or f"k8sdns-{self.run_id}"
+        self.owns_namespace = settings.namespace is None
         self.kind: KindCluster | None = None
         self._cluster: Cluster | None = None
         self._namespace_created = False
@@ -48,21 +56,47 @@ class Run:
         assert self._cluster is not None, "Run.start() has not connected to a cluster"
         return self._cluster
 
+    @property
+    def kind_name(self) -> str:
+        """The name of the kind cluster --k8sdns-kind creates for this run."""
+        return f"k8sdns-{self.run_id}"
+
     def start(self, kind: KindCluster | None = None) -> None:
-        """Connect to (or create) the cluster and make the run's namespace."""
+        """Connect to (or create) the cluster and make the run's namespace; failures are one line."""
+        try:
+            self._start(kind)
+        except ApiException as exc:
+            server = self._cluster.server if self._cluster else "the cluster"
+            raise ClusterError(f"the Kubernetes API at {server} answered {exc.status} ({exc.reason}) while the run "
+                               f"was being set up: {status_message(exc) or 'no message'}") from None
+
+    def _start(self, kind: KindCluster | None) -> None:
         s = self.settings
         if s.kind:
-            self.kind = kind or KindCluster(f"k8sdns-{self.run_id}", image=s.kind_image,
+            self.kind = kind or KindCluster(self.kind_name, image=s.kind_image,
                                             config=Path(s.kind_config) if s.kind_config else None)
             self._cluster = self.kind.create()
             self._prepare_kind()
         else:
             self._cluster = Cluster.from_kubeconfig(s.kubeconfig, s.context)
+        # first a request anyone may make: an unreachable API or refused credentials say so here
         self.server_version = self.cluster.server_version()
+        if not s.kind:
+            # every missing permission in one line, before anything is created
+            rbac.check(self.cluster, self.namespace, creates_namespace=self.owns_namespace)
         self.nodes = self.cluster.nodes()
         self._header_facts()
-        pods.create_namespace(self.cluster, self.namespace, self.run_id)
-        self._namespace_created = True
+        if self.owns_namespace:
+            self._namespace_created = True  # before the request: an interrupt may come as it returns
+            try:
+                pods.create_namespace(self.cluster, self.namespace, self.run_id)
+            except K8sDnsError:
+                self._namespace_created = False
+                raise
+        else:
+            probe = probes.manifest(probes.ProbeSpec(key="admission", libc="glibc", image=s.glibc_image), self.run_id)
+            pods.check_namespace(self.cluster, self.namespace, self.run_id, probe)
+            self._namespace_created = True
 
     def _prepare_kind(self) -> None:
         assert self.kind is not None
@@ -133,16 +167,46 @@ class Run:
         }
 
     def stop(self) -> None:
-        """Delete the namespace, and the kind cluster unless kept. Safe to call more than once."""
+        """Delete the namespace (or the run's objects in a shared one), and the kind cluster unless
+        kept. Safe to call more than once; a first Ctrl-C does not interrupt it."""
         with self._lock:
             if self._stopped:
                 return
             self._stopped = True
-        try:
-            if self._namespace_created and self._cluster is not None and not (self.kind and not self.settings.keep_cluster):
-                pods.delete_namespace(self.cluster, self.namespace)
-        finally:
-            if self.kind is not None and not self.settings.keep_cluster:
-                self.kind.delete()
-            if self._cluster is not None:
-                self._cluster.close()
+        with _sigint_deferred():
+            try:
+                if self._namespace_created and self._cluster is not None and not (self.kind and not self.settings.keep_cluster):
+                    try:
+                        if self.owns_namespace:
+                            pods.delete_namespace(self.cluster, self.namespace)
+                        else:
+                            pods.delete_run_objects(self.cluster, self.namespace, self.run_id)
+                    except (K8sDnsError, ApiException) as exc:
+                        print(f"k8sdns: could not remove this run's objects from namespace {self.namespace}: {exc}; "
+                              f"they carry the label k8sdns.io/run={self.run_id}", file=sys.stderr)
+            finally:
+                if self.kind is not None and not self.settings.keep_cluster:
+                    self.kind.delete()
+                if self._cluster is not None:
+                    self._cluster.close()
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """While cleaning up, the first Ctrl-C only says so; a second one interrupts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    presses = []
+
+    def handler(signum: int, frame: Any) -> None:
+        presses.append(signum)
+        if len(presses) > 1:
+            raise KeyboardInterrupt
+        print("k8sdns: removing what the run created; press Ctrl-C again to leave it behind", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -107,3 +107,50 @@ def test_plain_sessions_are_untouched(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_one():\n    assert True\n")
     result = pytester.runpytest_subprocess("-q")
     result.assert_outcomes(passed=1)
+
+
+def _fake_docker(pytester: pytest.Pytester, info_exit: int, info_stderr: str = "") -> str:
+    """A bin directory whose only tool is a `docker` that answers `docker info` as told."""
+    bindir = pytester.mkdir("fakebin")
+    docker = bindir / "docker"
+    docker.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        if [ "$1" = info ]; then
+            [ {info_exit} -eq 0 ] && echo 26.1.5
+            printf '%s\\n' '{info_stderr}' >&2
+            exit {info_exit}
+        fi
+        exit 0
+        """))
+    docker.chmod(0o755)
+    return str(bindir)
+
+
+def test_kind_missing_with_docker_present(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", _fake_docker(pytester, 0))
+    result = pytester.runpytest_subprocess("--k8sdns-kind")
+    assert result.ret != 0
+    assert _one_error_line(result) == ("ERROR: kind is not on PATH; install it (substrate/build builds it), or test "
+                                       "an existing cluster with --k8sdns-context")
+
+
+def test_docker_engine_not_answering(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    said = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
+    monkeypatch.setenv("PATH", _fake_docker(pytester, 1, said))
+    result = pytester.runpytest_subprocess("--k8sdns-kind")
+    assert result.ret != 0
+    assert _one_error_line(result) == (f"ERROR: no Docker engine answers (`docker info`: {said}); start one, or test "
+                                       f"an existing cluster with --k8sdns-context")
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--k8sdns-context=x", "--k8sdns-namespace=Bad_Name"],
+     "--k8sdns-namespace='Bad_Name' is not a namespace name (lowercase letters, digits and '-', at most 63)"),
+    (["--k8sdns-kind", "--k8sdns-namespace=k8sdns"],
+     "--k8sdns-namespace names a namespace made for the suite on an existing cluster; a kind cluster the plugin "
+     "creates has none: drop it, or use --k8sdns-context"),
+])
+def test_bad_namespace_option(pytester: pytest.Pytester, args: list[str], needle: str) -> None:
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert _one_error_line(result) == f"ERROR: {needle}"
