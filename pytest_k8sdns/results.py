@@ -67,19 +67,25 @@ class Results:
             if report.outcome != "passed":
                 entry["message"] = _one_line(report)
 
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """Hook: the check number (k8sdns_check marker) and parameters of every collected test."""
-        for item in session.items:
-            marker = item.get_closest_marker("k8sdns_check")
-            callspec = getattr(item, "callspec", None)
-            self.meta[item.nodeid] = {
-                "name": getattr(item, "originalname", item.name),
-                "number": int(marker.args[0]) if marker and marker.args else None,
-                "params": {k: _json_scalar(v) for k, v in (callspec.params if callspec else {}).items()},
-            }
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        """Hook: the check number (k8sdns_check marker) and parameters ride on the report, so they
+        reach the xdist controller too."""
+        report = yield
+        marker = item.get_closest_marker("k8sdns_check")
+        callspec = getattr(item, "callspec", None)
+        report.k8sdns_meta = {
+            "name": getattr(item, "originalname", item.name),
+            "number": int(marker.args[0]) if marker and marker.args else None,
+            "params": {k: _json_scalar(v) for k, v in (callspec.params if callspec else {}).items()},
+        }
+        return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Hook: keep every check's outcome (the object is registered as a plugin)."""
+        meta = getattr(report, "k8sdns_meta", None)
+        if meta:
+            self.meta.setdefault(report.nodeid, meta)
         self.outcome(report)
 
     def document(self, settings: dict[str, Any]) -> dict[str, Any]:

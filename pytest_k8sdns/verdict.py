@@ -57,6 +57,7 @@ class Certification:
         if marker and marker.args and marker.args[0] == NODELOCAL_CHECK and facts.get("nodelocal") == "absent":
             return report
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
         report.outcome = "failed"
         report.longrepr = f"the certification profile refuses skips: {reason}"
         return report
