@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -50,11 +51,20 @@ def api_errors(verb: str, resource: str, namespace: str | None, server: str) -> 
     try:
         yield
     except ApiException as exc:
+        if exc.status == 0 and " -+-+- " in str(exc.reason):
+            # a refused websocket upgrade (pod exec): "Handshake status 403 Forbidden -+-+- headers -+-+- body"
+            first, *_, body = str(exc.reason).split(" -+-+- ")
+            code = first.split()[2] if first.startswith("Handshake status ") and len(first.split()) > 2 else "0"
+            exc = ApiException(status=int(code) if code.isdigit() else 0, reason=first)
+            exc.body = body
         detail = status_message(exc)
         if exc.status == 403 and detail and " cannot " not in detail:
             # refused by admission (Pod Security, quota, a webhook), not by RBAC: say what the server said
             raise ClusterError(f"the API server at {server} refused to {verb} {resource} {where}: {detail}") from None
         if exc.status == 403:
+            # the server names what it refused, which may differ from the call (exec is checked as get)
+            said = re.search(r'cannot (\w+) resource "([^"]+)"', detail)
+            verb, resource = (said.group(1), said.group(2)) if said else (verb, resource)
             raise ClusterError(
                 f"Forbidden: cannot {verb} {resource} {where} on {server}; grant it to this "
                 f"identity (fixtures/rbac.yaml lists what the suite needs)"

@@ -1,0 +1,117 @@
+"""Least privilege on a real cluster: the packaged suite passes as a ServiceAccount bound only to
+fixtures/rbac.yaml (a token, no client certificate), and a permission taken away is named in one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client, utils
+
+from pytest_k8sdns.config import Settings
+from pytest_k8sdns.kind import fixture_path
+from pytest_k8sdns.plugin import _suite_dir
+from pytest_k8sdns.session import Run
+
+from test_kind_session import GLIBC_IMAGE, MUSL_IMAGE, NODE_IMAGE, _need_kind_and_images  # noqa: E402
+
+NAMESPACE = "k8sdns"
+ACCOUNT = "k8sdns-runner"
+FAST = ["--k8sdns-samples=60", "--k8sdns-bursts=4", "--k8sdns-burst-size=4"]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Run]:
+    """A kind cluster made by the plugin's own Run, with fixtures/rbac.yaml applied; deleted at the end."""
+    _need_kind_and_images()
+    run = Run(Settings(kind=True, kind_image=NODE_IMAGE, glibc_image=GLIBC_IMAGE, musl_image=MUSL_IMAGE),
+              run_id="rbac")
+    try:
+        run.start()
+        docs = [d for d in yaml.safe_load_all(fixture_path("rbac.yaml").read_text()) if d]
+        utils.create_from_yaml(run.cluster.api_client, yaml_objects=docs)
+        yield run
+    finally:
+        run.stop()
+
+
+@pytest.fixture(scope="module")
+def runner_kubeconfig(cluster: Run, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A kubeconfig for the ServiceAccount: the cluster's CA and a token, no client certificate."""
+    assert cluster.kind is not None
+    admin = yaml.safe_load(cluster.kind.kubeconfig.read_text())
+    ca = admin["clusters"][0]["cluster"]["certificate-authority-data"]
+    token = cluster.cluster.core.create_namespaced_service_account_token(
+        ACCOUNT, NAMESPACE, {"spec": {"expirationSeconds": 3600}}).status.token
+    path = tmp_path_factory.mktemp("rbac") / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": ACCOUNT,
+        "clusters": [{"name": "kind", "cluster": {"server": cluster.cluster.server, "certificate-authority-data": ca}}],
+        "users": [{"name": ACCOUNT, "user": {"token": token}}],
+        "contexts": [{"name": ACCOUNT, "context": {"cluster": "kind", "user": ACCOUNT, "namespace": NAMESPACE}}],
+    }))
+    return path, token
+
+
+def suite(kubeconfig: Path, out: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
+    results = out / "results.json"
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
+            f"--k8sdns-context={ACCOUNT}", f"--k8sdns-kubeconfig={kubeconfig}", f"--k8sdns-namespace={NAMESPACE}",
+            f"--k8sdns-glibc-image={GLIBC_IMAGE}", f"--k8sdns-musl-image={MUSL_IMAGE}",
+            "--k8sdns-external-name=api.example.test", f"--k8sdns-results={results}",
+            "-W", "ignore::pytest.PytestDeprecationWarning", *FAST, str(_suite_dir())]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1200, check=False, cwd=out)
+    (out / "output.txt").write_text(proc.stdout + proc.stderr)
+    return proc, json.loads(results.read_text()) if results.exists() else None
+
+
+def test_suite_passes_with_only_the_shipped_role(cluster: Run, runner_kubeconfig: tuple[Path, str],
+                                                 tmp_path: Path) -> None:
+    kubeconfig, token = runner_kubeconfig
+    user = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]
+    assert set(user) == {"token"}  # no client certificate, no admin
+    proc, doc = suite(kubeconfig, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert doc is not None
+    outcomes = {c["nodeid"].split("::", 1)[1]: c["outcome"] for c in doc["checks"]}
+    assert {o for o in outcomes.values()} <= {"passed", "skipped"}, outcomes
+    assert "skipped" in outcomes.values() and all("test_nodelocal.py" in c["nodeid"] for c in doc["checks"] if c["outcome"] == "skipped")
+    assert sum(o == "passed" for o in outcomes.values()) >= 40, outcomes
+    assert doc["cluster"]["namespace"] == NAMESPACE
+    # the namespace stays, without the run's pods and Services
+    core = cluster.cluster.core
+    deadline = time.monotonic() + 60
+    while core.list_namespaced_pod(NAMESPACE).items and time.monotonic() < deadline:
+        time.sleep(1)
+    assert core.list_namespaced_pod(NAMESPACE).items == []
+    assert core.list_namespaced_service(NAMESPACE).items == []
+    # the token was used and is nowhere in what the run wrote
+    for text in ((tmp_path / "results.json").read_text(), (tmp_path / "output.txt").read_text()):
+        assert token not in text and token.split(".")[1] not in text
+
+
+def test_missing_permission_is_named(cluster: Run, runner_kubeconfig: tuple[Path, str], tmp_path: Path) -> None:
+    """Without the right to read CoreDNS's logs the run does not start, and says which right it lacks."""
+    api = client.RbacAuthorizationV1Api(cluster.cluster.api_client)
+    role = api.read_namespaced_role("k8sdns-read-dns", "kube-system")
+    kept = [r for r in role.rules if r.resources != ["pods/log"]]
+    assert len(kept) == len(role.rules) - 1
+    serialize = api.api_client.sanitize_for_serialization
+    api.patch_namespaced_role("k8sdns-read-dns", "kube-system", {"rules": serialize(kept)})
+    try:
+        proc, _ = suite(runner_kubeconfig[0], tmp_path)
+    finally:
+        api.patch_namespaced_role("k8sdns-read-dns", "kube-system", {"rules": serialize(role.rules)})
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-3000:] + proc.stderr[-3000:]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("ERROR:")]
+    assert errors == [f"ERROR: Forbidden: cannot get pods/log in namespace kube-system on {cluster.cluster.server}; "
+                      f"grant it to this identity (fixtures/rbac.yaml lists what the suite needs)"], proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert cluster.cluster.core.list_namespaced_pod(NAMESPACE).items == []  # nothing was started

@@ -1,0 +1,89 @@
+"""fixtures/rbac.yaml against the code: every API call the suite makes on a cluster it did not create
+is granted there, and API refusals become one line naming what was refused."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+import pytest_k8sdns
+from pytest_k8sdns import rbac
+from pytest_k8sdns.cluster import api_errors
+from pytest_k8sdns.errors import ClusterError
+
+PACKAGE = Path(pytest_k8sdns.__file__).parent
+#: Modules that only act on kind clusters the plugin created (they refuse any other cluster).
+CREATED_ONLY_MODULES = {"kind.py", "faults.py"}
+#: Calls outside those modules that only run on created clusters (deploying NodeLocal, preparing
+#: kind), or that are optional and fall back when refused.
+CREATED_ONLY_CALLS = {("create", "configmaps"), ("create", "daemonsets"), ("get", "deployments"),
+                      ("list", "services", "cluster-wide (optional fallback)")}
+CALL = re.compile(r'\.call\(\s*"(\w+)",\s*"([\w/]+)",\s*([^,]+),', re.S)
+
+
+def _granted() -> set[tuple[str, str]]:
+    return {(p.verb, p.resource) for p in rbac.required("ns", creates_namespace=True)} | {("get", "version")}
+
+
+def test_every_call_the_suite_makes_is_granted() -> None:
+    used: dict[tuple[str, str], list[str]] = {}
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.name in CREATED_ONLY_MODULES:
+            continue
+        for verb, resource, namespace in CALL.findall(path.read_text()):
+            key = (verb, resource) if namespace.strip() != "None" or (verb, resource) != ("list", "services") \
+                else ("list", "services", "cluster-wide (optional fallback)")
+            used.setdefault(key, []).append(path.name)  # type: ignore[arg-type]
+    assert ("create", "pods/exec") in used and ("get", "pods/log") in used  # the pattern finds multi-line calls
+    missing = {k: v for k, v in used.items() if k not in _granted() and k not in CREATED_ONLY_CALLS}
+    assert not missing, f"API calls not granted by fixtures/rbac.yaml: {missing}"
+
+
+def test_required_names_the_run_namespace_and_exec_as_get_and_create() -> None:
+    perms = rbac.required("work", creates_namespace=False)
+    assert rbac.Permission("create", "pods/exec", "", "work") in perms
+    assert rbac.Permission("get", "pods/exec", "", "work") in perms
+    assert rbac.Permission("get", "services", "", "default", "kubernetes") in perms
+    assert rbac.Permission("list", "nodes") in perms
+    assert not [p for p in perms if p.resource == "namespaces"]
+    assert not [p for p in perms if p.namespace == rbac.RBAC_NAMESPACE]
+    assert str(rbac.Permission("list", "endpointslices", "discovery.k8s.io", "work")) == \
+        "list endpointslices (discovery.k8s.io) in namespace work"
+
+
+def _refused(exc: ApiException, verb: str = "create", resource: str = "pods", namespace: str = "ns") -> str:
+    with pytest.raises(ClusterError) as err:
+        with api_errors(verb, resource, namespace, "https://api"):
+            raise exc
+    return str(err.value)
+
+
+def _api_exception(status: int, message: str) -> ApiException:
+    exc = ApiException(status=status, reason="Forbidden")
+    exc.body = '{"kind":"Status","message":"%s","code":%d}' % (message.replace('"', '\\"'), status)
+    return exc
+
+
+def test_rbac_refusal_names_what_the_server_refused() -> None:
+    exc = _api_exception(403, 'pods "p" is forbidden: User "u" cannot get resource "pods/exec" in API group "" '
+                              'in the namespace "ns"')
+    assert _refused(exc, "create", "pods/exec") == (
+        "Forbidden: cannot get pods/exec in namespace ns on https://api; grant it to this identity "
+        "(fixtures/rbac.yaml lists what the suite needs)")
+
+
+def test_refused_websocket_exec_is_one_line() -> None:
+    body = ('{"kind":"Status","message":"pods \\"p\\" is forbidden: User \\"u\\" cannot create resource '
+            '\\"pods/exec\\" in API group \\"\\" in the namespace \\"ns\\"","code":403}')
+    exc = ApiException(status=0, reason=f"Handshake status 403 Forbidden -+-+- {{'audit-id': 'x'}} -+-+- {body}")
+    assert _refused(exc, "create", "pods/exec").startswith("Forbidden: cannot create pods/exec in namespace ns on")
+
+
+def test_admission_refusal_quotes_the_server() -> None:
+    exc = _api_exception(403, 'pods "p" is forbidden: violates PodSecurity "restricted:latest": '
+                              'allowPrivilegeEscalation != false')
+    assert _refused(exc) == ('the API server at https://api refused to create pods in namespace ns: pods "p" is '
+                             'forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false')
