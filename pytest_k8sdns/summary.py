@@ -144,9 +144,8 @@ def _evidence(check: dict[str, Any]) -> str:
         return _E(short(check["message"], 400))
     parts = []
     for name, m in check.get("measurements", {}).items():
-        if isinstance(m.get("value"), str) and len(m["value"]) > 60:
-            continue  # file contents and the like: in the test's own row
-        parts.append(f"{name}={short(m.get('value'), 70)}{(' ' + m['unit']) if m.get('unit') else ''}")
+        # file contents and long lists are cut here: the test's own row holds them whole
+        parts.append(f"{name}={short(m.get('value'), 90)}{(' ' + m['unit']) if m.get('unit') else ''}")
     return _E("; ".join(parts[:8]) + (f"; ... +{len(parts) - 8}" if len(parts) > 8 else ""))
 
 

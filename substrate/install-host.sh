@@ -5,8 +5,9 @@
 source "$(dirname "$0")/lib.sh"
 
 # mmdebstrap: rootfs of node and probe images; musl-tools: the musl probe's CPython; unbound,
-# iproute2: the probe tests' DNS server and network namespaces; jq: build scripts
-HOST_PACKAGES=(mmdebstrap musl-tools musl-dev jq unbound iproute2 util-linux dpkg-dev gcc make)
+# iproute2: the probe tests' DNS server and network namespaces; jq: build scripts; chromium: the
+# e2e tier opens the HTML report in it, headless (fonts-liberation: the Helvetica/Arial it asks for)
+HOST_PACKAGES=(mmdebstrap musl-tools musl-dev jq unbound iproute2 util-linux dpkg-dev gcc make chromium fonts-liberation)
 
 install_tools() {
   local missing=() p

@@ -1,19 +1,17 @@
 """End to end: `pytest --k8sdns-kind` runs the packaged suite on a 2-node kind cluster built from
-the substrate's images, with both libc probes, and leaves no container behind."""
+the substrate's images, with both libc probes, and leaves no container behind. The session itself
+is the `kind_session` fixture of conftest.py, which test_kind_reports.py shares."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from pytest_k8sdns.kind import docker_leftovers, kind_env_ok
-from pytest_k8sdns.plugin import _suite_dir
+from pytest_k8sdns.kind import kind_env_ok
 
 NODE_IMAGE = os.environ.get("K8SDNS_NODE_IMAGE", "k8sdns/kind-node:latest")
 GLIBC_IMAGE = os.environ.get("K8SDNS_GLIBC_IMAGE", "k8sdns/probe-glibc:py3.11-bookworm")
@@ -28,26 +26,6 @@ def _need_kind_and_images() -> None:
     for image in (NODE_IMAGE, GLIBC_IMAGE, MUSL_IMAGE):
         if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode:
             pytest.skip(f"image {image} is not built; run substrate/build (see README)")
-
-
-@pytest.fixture(scope="module")
-def kind_session(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One inner pytest session on a fresh kind cluster: its exit code, output and results file."""
-    _need_kind_and_images()
-    before = set(docker_leftovers())
-    out = tmp_path_factory.mktemp("kind-session")
-    results = out / "results.json"
-    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "-q",
-            "--k8sdns-kind", f"--k8sdns-kind-image={NODE_IMAGE}",
-            f"--k8sdns-glibc-image={GLIBC_IMAGE}", f"--k8sdns-musl-image={MUSL_IMAGE}",
-            f"--k8sdns-results={results}", f"--junitxml={out / 'junit.xml'}",
-            "-W", "ignore::pytest.PytestDeprecationWarning",
-            str(_suite_dir()), str(HERE / "smoke_checks.py")]
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=out, timeout=1800, check=False)
-    (out / "stdout.txt").write_text(proc.stdout + proc.stderr)
-    after = set(docker_leftovers())
-    return {"proc": proc, "results": json.loads(results.read_text()) if results.exists() else None,
-            "left": sorted(after - before), "out": out}
 
 
 def test_whole_suite_passes_on_healthy_cluster(kind_session: dict) -> None:
