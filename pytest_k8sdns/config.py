@@ -157,7 +157,7 @@ def resolve(cli: dict[str, Any], ini: Callable[[str], Any]) -> Settings:
         try:
             values[opt.name] = opt.type(str(raw))
         except ValueError as exc:
-            raise ConfigError(f"{source}={raw!r} is not valid ({exc}); expected a {opt.type.__name__.strip('_')} like {opt.default!r}") from None
+            raise ConfigError(f"{source}={raw!r} is not valid ({exc}); expected a {opt.type.__name__.strip('_').replace('_', ' ')} like {opt.default!r}") from None
         if opt.choices and values[opt.name] not in opt.choices:
             raise ConfigError(f"{source}={raw!r} is not a valid {opt.name}; valid values: {', '.join(opt.choices)}")
     if values.get("kind") and values.get("context"):
