@@ -96,3 +96,17 @@ def test_forbidden_names_verb_resource_namespace(k8sdns_run):
     finally:
         weak.close()
     assert str(err.value).startswith(f"Forbidden: cannot list pods in namespace kube-system on {k8sdns_run.cluster.server}")
+
+
+def test_keep_kubeconfig_credentials_for_the_leak_check(k8sdns_run):
+    """Hands the kind kubeconfig's client key and certificate to test_no_secrets.py (the cluster is
+    deleted at the end), which looks for them in everything this session wrote."""
+    import json
+
+    import yaml
+
+    doc = yaml.safe_load(k8sdns_run.kind.kubeconfig.read_text())
+    user = doc["users"][0]["user"]
+    secrets = {k: user[k] for k in ("client-key-data", "client-certificate-data")}
+    with open("kubeconfig-secrets.json", "w", encoding="utf-8") as f:  # the session's cwd: its output folder
+        json.dump(secrets, f)
