@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +32,13 @@ def cdf_png(series: dict[str, Sequence[float]], title: str, xlabel: str = "laten
     fig, ax = plt.subplots(figsize=size, dpi=100)
     try:
         drawn = 0
+        lows, highs = [], []
         for label, values in series.items():
             xs = sorted(v for v in values if v > 0)
             if not xs:
                 continue
+            lows.append(xs[0])
+            highs.append(xs[-1])
             ys = [(i + 1) / len(xs) for i in range(len(xs))]
             ax.step(xs, ys, where="post", label=f"{label} (n={len(xs)})", linestyle="--" if label in dashed else "-")
             drawn += 1
@@ -42,8 +46,10 @@ def cdf_png(series: dict[str, Sequence[float]], title: str, xlabel: str = "laten
             from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
             ax.set_xscale("log")
-            # plain numbers at 1-2-5 steps (0.5, 1, 2, 5 ms), nothing crowded in between
-            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            # plain numbers at 1-2-5 steps (0.5, 1, 2, 5 ms), or at decades when the range is wide
+            # (0.1 ms to 10 s after lost packets): nothing crowded
+            wide = math.log10(max(highs) / min(lows)) > 2.5
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
             ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
             ax.xaxis.set_minor_formatter(NullFormatter())
             ax.legend(loc="lower right")

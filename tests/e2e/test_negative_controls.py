@@ -39,9 +39,10 @@ def faulted() -> Iterator[tuple[Run, Faults]]:
         run.stop()
 
 
-def suite(run: Run, tmp: Path, *paths: str, extra: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+def suite(run: Run, tmp: Path, *paths: str, extra: tuple[str, ...] = (),
+          out: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Run (parts of) the packaged suite against the cluster as a user would, by context; return
-    {test name: check entry of the results file}."""
+    {test name: check entry of the results file}. `out` receives the process, file and document."""
     assert run.kind is not None
     results = tmp / f"results-{time.monotonic_ns()}.json"
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
@@ -53,6 +54,8 @@ def suite(run: Run, tmp: Path, *paths: str, extra: tuple[str, ...] = ()) -> dict
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=1200, check=False)
     assert results.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads(results.read_text())
+    if out is not None:
+        out.update(proc=proc, results=results, doc=doc)
     return {c["nodeid"].split("::", 1)[1]: c for c in doc["checks"]}
 
 
@@ -107,6 +110,46 @@ def test_packet_loss(faulted, tmp_path: Path) -> None:
     for name in checks:
         assert checks[name]["measurements"]["retry_signatures"]["value"] >= (1 if name in bad else 0)
     assert failed(suite(run, tmp_path, "test_latency.py::test_retry_signature")) == {}
+
+
+def test_upgrade_gate_fails_on_packet_loss(faulted, tmp_path: Path) -> None:
+    """The upgrade gate on two real runs: healthy, then with 15 % of the queries to CoreDNS dropped
+    and latency bounds so loose that the latency checks pass on their own. The gate still fails the
+    run and names each regression: p99 growth, new retry signatures, checks that stopped passing."""
+    from pytest_k8sdns.results import main as results_cli, validate
+
+    run, faults = faulted
+    before: dict[str, Any] = {}
+    suite(run, tmp_path, "test_latency.py", out=before)
+    assert before["proc"].returncode == 0, before["proc"].stdout[-3000:]
+    html = tmp_path / "gate.html"
+    loose = ("--k8sdns-p50-ms=60000", "--k8sdns-p99-ms=60000", "--k8sdns-max-error-rate=1",
+             f"--k8sdns-baseline={before['results']}", f"--html={html}", "--self-contained-html")
+    after: dict[str, Any] = {}
+    with faults.packet_loss(0.15):
+        checks = suite(run, tmp_path, "test_latency.py", extra=loose, out=after)
+    proc, doc = after["proc"], after["doc"]
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert validate(doc) == []
+    gate = doc["baseline"]
+    assert gate["ok"] is False and gate["file"] == str(before["results"])
+    kinds: dict[str, set[str]] = {}
+    for r in gate["regressions"]:
+        kinds.setdefault(r["kind"], set()).add(r["check"].split("::", 1)[1])
+    for libc in ("glibc", "musl"):
+        lookup = f"test_lookup_latency[{libc}]"
+        # within its own (loose) bounds, yet a regression against the healthy run
+        assert checks[lookup]["outcome"] == "passed", checks[lookup]
+        assert lookup in kinds["p99-growth"] and lookup in kinds["new-retry-signatures"], kinds
+        assert f"test_retry_signature[{libc}]" in kinds["now-failing"], kinds
+        p99 = [f for f in gate["figures"] if f["check"].endswith(lookup) and f["figure"] == "p99_ms"][0]
+        print(f"{libc}: p99 {p99['before']} -> {p99['after']} ms (x{p99['ratio']})")
+    section = proc.stdout[proc.stdout.index("k8sdns upgrade gate"):]
+    assert f"FAILED, {len(gate['regressions'])} regressions" in section
+    assert "  p99 grew x" in section and "  new retry signatures: " in section and "  passed before, failed now: " in section
+    assert "Upgrade gate: before and after" in html.read_text()
+    # the same verdict offline, from the two files
+    assert results_cli(["compare", str(before["results"]), str(after["results"])]) == 1
 
 
 def test_musl_search_limit(faulted, tmp_path: Path) -> None:
