@@ -55,6 +55,8 @@ class KindCluster:
         self.kubeconfig = self._dir / "kubeconfig"
         self.upstream_container = f"{name}-upstream"
         self.upstream_ip = ""
+        #: set when a cluster of this name existed before create(): another run's, never deleted here
+        self.foreign = False
 
     # -- lifecycle --------------------------------------------------------------------------
     def create(self, wait_s: float = 300) -> Cluster:
@@ -70,6 +72,11 @@ class KindCluster:
         if shutil.which("kind") is None:
             raise ToolError("kind is not on PATH; install it (substrate/build builds it), or test an existing "
                             "cluster with --k8sdns-context")
+        taken = subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True, check=False, timeout=120)
+        if self.name in taken.stdout.split():
+            self.foreign = True
+            raise ToolError(f"a kind cluster named {self.name} already exists and this run did not make it; wait "
+                            f"for the run that owns it, or delete it with `kind delete cluster --name {self.name}`")
         argv = ["kind", "create", "cluster", "--name", self.name, "--config", str(self.config),
                 "--kubeconfig", str(self.kubeconfig), "--wait", "0s"]
         if self.image:
@@ -118,7 +125,9 @@ class KindCluster:
 
     def delete(self) -> None:
         """Delete the cluster, its upstream container and any node container still being made;
-        safe to call twice."""
+        safe to call twice. A cluster another run made under the same name is left alone."""
+        if self.foreign:
+            return
         if shutil.which("docker"):
             subprocess.run(["docker", "rm", "-f", self.upstream_container], capture_output=True, check=False)
         if shutil.which("kind"):
