@@ -17,7 +17,7 @@ import pytest
 from pytest_k8sdns.config import Settings
 from pytest_k8sdns.faults import Faults
 from pytest_k8sdns.plugin import _suite_dir
-from pytest_k8sdns.session import Run
+from pytest_k8sdns.session import Run, new_run_id
 
 from test_kind_session import GLIBC_IMAGE, MUSL_IMAGE, NODE_IMAGE, _need_kind_and_images  # noqa: E402
 
@@ -31,7 +31,7 @@ def faulted() -> Iterator[tuple[Run, Faults]]:
     """A kind cluster made by the plugin's own Run (so faults may touch it), deleted at the end."""
     _need_kind_and_images()
     run = Run(Settings(kind=True, kind_image=NODE_IMAGE, glibc_image=GLIBC_IMAGE, musl_image=MUSL_IMAGE),
-              run_id="neg")
+              run_id=f"neg-{new_run_id()}")
     try:
         run.start()
         yield run, Faults(run.cluster, run.kind)
