@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from pytest_k8sdns import config as cfg
-from pytest_k8sdns.errors import K8sDnsError
 from pytest_k8sdns import verdict
+from pytest_k8sdns.errors import K8sDnsError
 from pytest_k8sdns.report import HtmlExtras
 from pytest_k8sdns.results import RESULTS_KEY, Results, write_document
 from pytest_k8sdns.session import RUN_KEY, Run

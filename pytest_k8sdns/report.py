@@ -6,7 +6,7 @@ import base64
 import html
 import io
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["RESULTS_KEY", "SCHEMA_VERSION", "HtmlExtras", "Results", "cdf_png", "html_table", "png_img"]
 
 
-def cdf_png(series: dict[str, Sequence[float]], title: str, xlabel: str = "latency (ms)",
+def cdf_png(series: Mapping[str, Sequence[float]], title: str, xlabel: str = "latency (ms)",
             dashed: Iterable[str] = (), size: tuple[float, float] = (6, 3.2)) -> bytes:
     """A step CDF per series, drawn by matplotlib, as PNG bytes; labels in `dashed` are drawn dashed."""
     import matplotlib
@@ -95,7 +95,7 @@ class HtmlExtras:
         report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
         if report.when != "call":
             return
-        import pytest_html
+        import pytest_html  # type: ignore[import-untyped]
 
         extras = getattr(report, "extras", [])
         measured = self.results.measurements.get(item.nodeid, {})

@@ -179,10 +179,10 @@ def _facts(doc: dict[str, Any]) -> str:
     if f.get("upstream"):
         rows.append(("test upstream DNS", f["upstream"]))
     rows += [("probe images", f"glibc {s.get('glibc_image')}, musl {s.get('musl_image')}"),
-             ("samples", f"{s.get('samples')} paced lookups per libc at {s.get('qps')}/s; "
-                         f"{s.get('bursts')} bursts of {s.get('burst_size')}"),
-             ("thresholds", f"p50 <= {s.get('p50_ms')} ms, p99 <= {s.get('p99_ms')} ms, errors <= "
-                            f"{s.get('max_error_rate')}, retry signatures <= {s.get('max_retry_signatures')}")]
+             ("samples", (f"{s.get('samples')} paced lookups per libc at {s.get('qps')}/s; "
+                          f"{s.get('bursts')} bursts of {s.get('burst_size')}")),
+             ("thresholds", (f"p50 <= {s.get('p50_ms')} ms, p99 <= {s.get('p99_ms')} ms, errors <= "
+                             f"{s.get('max_error_rate')}, retry signatures <= {s.get('max_retry_signatures')}"))]
     table = "".join(f"<tr><th>{_E(k)}</th><td>{_E(str(v))}</td></tr>" for k, v in rows)
     nodes = "".join(f"<tr><td>{_E(n.get('name', ''))}</td><td>{_E(n.get('kubelet', ''))}</td>"
                     f"<td>{_E(n.get('container_runtime', ''))}</td><td>{_E(n.get('kernel', ''))}</td>"

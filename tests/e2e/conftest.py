@@ -8,10 +8,16 @@ import subprocess
 import sys
 
 import pytest
+from test_kind_session import (
+    GLIBC_IMAGE,
+    HERE,
+    MUSL_IMAGE,
+    NODE_IMAGE,
+    _need_kind_and_images,
+)
 
 from pytest_k8sdns.kind import docker_leftovers
 from pytest_k8sdns.plugin import _suite_dir
-from test_kind_session import GLIBC_IMAGE, HERE, MUSL_IMAGE, NODE_IMAGE, _need_kind_and_images
 
 
 @pytest.fixture(scope="session")

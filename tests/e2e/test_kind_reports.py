@@ -11,9 +11,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
-
 import chromium
+import pytest
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"  # git-ignored
 
@@ -100,7 +99,7 @@ def test_results_file_is_valid_against_the_shipped_schema(kind_session: dict) ->
     assert facts["server_version"].startswith("v1.34") and facts["nodelocal"] == "absent"
     assert all(n["kernel"] and n["container_runtime"].startswith("containerd://") for n in facts["nodes"])
     lookup = {c["params"]["libc"]: c for c in doc["checks"] if c["name"] == "test_lookup_latency"}
-    for libc, c in lookup.items():
+    for c in lookup.values():
         values = c["series"]["latency_ms"]["values"]
         assert len(values) == c["measurements"]["lookups"]["value"] - c["measurements"]["errors"]["value"]
         assert c["number"] == 9 and max(values) == pytest.approx(c["measurements"]["max_ms"]["value"], abs=0.01)

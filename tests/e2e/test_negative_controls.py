@@ -116,7 +116,8 @@ def test_upgrade_gate_fails_on_packet_loss(faulted, tmp_path: Path) -> None:
     """The upgrade gate on two real runs: healthy, then with 15 % of the queries to CoreDNS dropped
     and latency bounds so loose that the latency checks pass on their own. The gate still fails the
     run and names each regression: p99 growth, new retry signatures, checks that stopped passing."""
-    from pytest_k8sdns.results import main as results_cli, validate
+    from pytest_k8sdns.results import main as results_cli
+    from pytest_k8sdns.results import validate
 
     run, faults = faulted
     before: dict[str, Any] = {}
@@ -142,7 +143,7 @@ def test_upgrade_gate_fails_on_packet_loss(faulted, tmp_path: Path) -> None:
         assert checks[lookup]["outcome"] == "passed", checks[lookup]
         assert lookup in kinds["p99-growth"] and lookup in kinds["new-retry-signatures"], kinds
         assert f"test_retry_signature[{libc}]" in kinds["now-failing"], kinds
-        p99 = [f for f in gate["figures"] if f["check"].endswith(lookup) and f["figure"] == "p99_ms"][0]
+        p99 = next(f for f in gate["figures"] if f["check"].endswith(lookup) and f["figure"] == "p99_ms")
         print(f"{libc}: p99 {p99['before']} -> {p99['after']} ms (x{p99['ratio']})")
     section = proc.stdout[proc.stdout.index("k8sdns upgrade gate"):]
     assert f"FAILED, {len(gate['regressions'])} regressions" in section

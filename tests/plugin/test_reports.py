@@ -96,8 +96,8 @@ def test_certification_turns_skips_into_failures(pytester: pytest.Pytester, node
 @pytest.mark.parametrize(("args", "ini", "needle"), [
     (["--k8sdns-profile=gold"], "",
      "ERROR: --k8sdns-profile='gold' is not a valid profile; valid values: default, certification"),
-    ([], "k8sdns_profile = strict", "ERROR: ini option k8sdns_profile='strict' is not a valid profile; valid values: "
-     "default, certification"),
+    ([], "k8sdns_profile = strict", ("ERROR: ini option k8sdns_profile='strict' is not a valid profile; valid values: "
+                                     "default, certification")),
     (["--k8sdns-max-p99-growth=0.9"], "", "--k8sdns-max-p99-growth='0.9' is not valid (a growth ratio must be at least 1)"),
     ([], "k8sdns_max_p99_growth = lots", "ini option k8sdns_max_p99_growth='lots' is not valid"),
     (["--k8sdns-baseline=missing.json"], "",

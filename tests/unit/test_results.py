@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from results_docs import healthy
 
-from pytest_k8sdns.results import SCHEMA_PATH, Results, load, main, schema, validate
 from pytest_k8sdns.errors import ConfigError
+from pytest_k8sdns.results import SCHEMA_PATH, Results, load, main, schema, validate
 
 LAT = "test_latency.py::test_lookup_latency[glibc]"
 
