@@ -20,7 +20,6 @@ pytest_plugins = ["pytest_k8sdns.fixtures"]
 
 SETTINGS_KEY = pytest.StashKey[cfg.Settings]()
 GATE_KEY = pytest.StashKey[verdict.Gate]()
-SUITE_DIR = Path(__file__).resolve().parent / "conformance"
 
 
 def _suite_dir() -> Path:
@@ -229,7 +228,3 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         run.stop()
-
-
-def pytest_keyboard_interrupt(excinfo: Any) -> None:
-    """Nothing to do here: pytest_sessionfinish and pytest_unconfigure still run and clean up."""
