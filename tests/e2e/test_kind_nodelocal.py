@@ -45,9 +45,11 @@ def nodelocal_session(tmp_path_factory: pytest.TempPathFactory) -> dict:
             str(suite / "test_nodelocal.py"), str(suite / "test_records.py"), str(HERE / "nodelocal_checks.py")]
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=out, timeout=1800, check=False)
     (out / "stdout.txt").write_text(proc.stdout + proc.stderr)
-    after = set(docker_leftovers())
     doc = json.loads(results.read_text()) if results.exists() else None
-    return {"proc": proc, "results": doc, "left": sorted(after - before)}
+    own = (doc or {}).get("cluster", {}).get("kind_cluster")
+    # only this session's cluster: other runs may start clusters meanwhile
+    left = docker_leftovers(own) if own else sorted(set(docker_leftovers()) - before)
+    return {"proc": proc, "results": doc, "left": left}
 
 
 def _checks(session: dict, path: str) -> dict[str, dict]:
