@@ -94,13 +94,11 @@ class KindCluster:
         return [line for line in out.split() if line]
 
     def load_images(self, images: Sequence[str]) -> list[str]:
-        """Load the images the host's Docker has into every node; return those loaded."""
-        loaded = []
-        for image in images:
-            present = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False)
-            if present.returncode == 0:
-                run_tool(["kind", "load", "docker-image", "--name", self.name, image], option="--k8sdns-kind")
-                loaded.append(image)
+        """Load the images the host's Docker has into every node, in one `kind load`; return those loaded."""
+        loaded = [image for image in dict.fromkeys(images)
+                  if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode == 0]
+        if loaded:
+            run_tool(["kind", "load", "docker-image", "--name", self.name, *loaded], option="--k8sdns-kind")
         return loaded
 
     def start_upstream(self, image: str) -> str:

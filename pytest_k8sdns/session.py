@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -101,20 +102,26 @@ class Run:
     def _prepare_kind(self) -> None:
         assert self.kind is not None
         cluster = self.cluster
-        wait_nodes_ready(cluster, 1, self.settings.pod_timeout)
-        nodes = len(self.kind.node_containers())
-        wait_nodes_ready(cluster, nodes, self.settings.pod_timeout)
-        wait_deployment(cluster, "kube-system", "coredns", self.settings.pod_timeout)
-        deployment = cluster.call("get", "deployments", "kube-system", cluster.apps.read_namespaced_deployment,
-                                  "coredns", "kube-system")
-        coredns_image = deployment.spec.template.spec.containers[0].image
-        upstream_ip = self.kind.start_upstream(self.settings.upstream_image or coredns_image)
-        point_coredns_at(cluster, upstream_ip, self.settings.pod_timeout)
-        self.facts["upstream"] = upstream_ip
-        self.facts["loaded_images"] = self.kind.load_images([self.settings.glibc_image, self.settings.musl_image])
+        images = [self.settings.glibc_image, self.settings.musl_image]
         if self.settings.kind_nodelocal:
             # loaded when the host's Docker has it; otherwise the nodes pull it (or the wait says they cannot)
-            self.facts["loaded_images"] += self.kind.load_images([self.settings.nodelocal_image])
+            images.append(self.settings.nodelocal_image)
+        # loading the images is the longest step (benchmarks/kind_session.py): it runs while the nodes
+        # and CoreDNS come up
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            loading = pool.submit(self.kind.load_images, images)
+            wait_nodes_ready(cluster, 1, self.settings.pod_timeout)
+            nodes = len(self.kind.node_containers())
+            wait_nodes_ready(cluster, nodes, self.settings.pod_timeout)
+            wait_deployment(cluster, "kube-system", "coredns", self.settings.pod_timeout)
+            deployment = cluster.call("get", "deployments", "kube-system", cluster.apps.read_namespaced_deployment,
+                                      "coredns", "kube-system")
+            coredns_image = deployment.spec.template.spec.containers[0].image
+            upstream_ip = self.kind.start_upstream(self.settings.upstream_image or coredns_image)
+            point_coredns_at(cluster, upstream_ip, self.settings.pod_timeout)
+            self.facts["upstream"] = upstream_ip
+            self.facts["loaded_images"] = loading.result()
+        if self.settings.kind_nodelocal:
             deploy_nodelocal(cluster, self.settings.nodelocal_image, upstream=upstream_ip,
                              timeout_s=self.settings.pod_timeout)
 
