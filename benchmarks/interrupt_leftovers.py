@@ -49,7 +49,7 @@ SCENARIOS: dict[str, tuple[bool, tuple[float, float] | None]] = {
 
 
 def pytest_argv(scenario: str, shared: Run, tmp: Path, broken_image: str) -> list[str]:
-    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x",
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
             "-W", "ignore::pytest.PytestDeprecationWarning", *FAST,
             f"--k8sdns-glibc-image={GLIBC_IMAGE}", f"--k8sdns-musl-image={MUSL_IMAGE}",
             f"--k8sdns-results={tmp / 'results.json'}"]
@@ -60,13 +60,11 @@ def pytest_argv(scenario: str, shared: Run, tmp: Path, broken_image: str) -> lis
         argv += [f"--k8sdns-context=kind-{shared.kind.name}", f"--k8sdns-kubeconfig={shared.kind.kubeconfig}",
                  "--k8sdns-external-name=api.example.test"]
     if scenario == "probe-fails":
-        argv.remove("-x")
         argv.append(f"--k8sdns-glibc-image={broken_image}")  # runs, but has no python3
     elif scenario == "checks-fail":
-        argv.remove("-x")
         argv += ["--k8sdns-p50-ms=0.001", "--k8sdns-p99-ms=0.001"]
     elif scenario == "unpullable-image":
-        argv.append("--k8sdns-musl-image=k8sdns/no-such-image:0")  # the nodes' DNS answers NXDOMAIN
+        argv += ["-x", "--k8sdns-musl-image=k8sdns/no-such-image:0"]  # the nodes' DNS answers NXDOMAIN
     return argv + [str(_suite_dir())]
 
 
