@@ -1,0 +1,65 @@
+"""End to end: `pytest -n 2` runs the packaged suite on a real cluster with a namespace per worker
+(named by the worker, so nothing collides), and the controller alone writes one results file,
+one JUnit XML and one HTML report holding every worker's checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_k8sdns.config import Settings
+from pytest_k8sdns.plugin import _suite_dir
+from pytest_k8sdns.session import Run
+
+from test_kind_session import GLIBC_IMAGE, MUSL_IMAGE, NODE_IMAGE, _need_kind_and_images  # noqa: E402
+
+FAST = ["--k8sdns-samples=60", "--k8sdns-bursts=4", "--k8sdns-burst-size=4"]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Run]:
+    _need_kind_and_images()
+    run = Run(Settings(kind=True, kind_image=NODE_IMAGE, glibc_image=GLIBC_IMAGE, musl_image=MUSL_IMAGE),
+              run_id="xdist")
+    try:
+        run.start()
+        yield run
+    finally:
+        run.stop()
+
+
+def test_two_workers_one_report(cluster: Run, tmp_path: Path) -> None:
+    assert cluster.kind is not None
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "2",
+            f"--k8sdns-context=kind-{cluster.kind.name}", f"--k8sdns-kubeconfig={cluster.kind.kubeconfig}",
+            f"--k8sdns-glibc-image={GLIBC_IMAGE}", f"--k8sdns-musl-image={MUSL_IMAGE}",
+            "--k8sdns-external-name=api.example.test", "--k8sdns-results=results.json", "--junitxml=junit.xml",
+            "--html=report.html", "--self-contained-html", "-W", "ignore::pytest.PytestDeprecationWarning",
+            *FAST, str(_suite_dir())]
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=1800, check=False)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["junit.xml", "report.html", "results.json"]
+    doc = json.loads((tmp_path / "results.json").read_text())
+    namespaces = doc["cluster"]["worker_namespaces"]
+    assert sorted(namespaces) == ["gw0", "gw1"] and all(ns.endswith(f"-{w}") for w, ns in namespaces.items())
+    assert len(set(namespaces.values())) == 2
+    outcomes = [c["outcome"] for c in doc["checks"]]
+    assert set(outcomes) <= {"passed", "skipped"} and outcomes.count("passed") >= 40, outcomes
+    latency = next(c for c in doc["checks"] if c["nodeid"].endswith("test_lookup_latency[glibc]"))
+    assert latency["measurements"]["lookups"]["value"] >= 60  # measured in a worker, written by the controller
+    junit = (tmp_path / "junit.xml").read_text()
+    assert junit.count("<testcase ") == len(doc["checks"])
+    # both workers' namespaces are gone (or going)
+    core = cluster.cluster.core
+    deadline = time.monotonic() + 90
+    left = set(namespaces.values())
+    while left and time.monotonic() < deadline:
+        left &= {n.metadata.name for n in core.list_namespace().items}
+        time.sleep(2)
+    assert not left
