@@ -143,6 +143,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def pytest_report_header(config: pytest.Config) -> list[str]:
     run = config.stash.get(RUN_KEY, None)
     settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is not None and run is None and settings.active and _distributing(config):
+        return [f"k8sdns: context {settings.context}; each xdist worker connects and makes its own namespace",
+                f"k8sdns: images glibc={settings.glibc_image} musl={settings.musl_image}",
+                "k8sdns: thresholds " + ", ".join(f"{k}={v}" for k, v in settings.thresholds().items())]
     if run is None or settings is None:
         return []
     return run.header_lines()
@@ -160,6 +164,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             if hasattr(config, "workerinput"):
                 # only the controller writes files; it learns each worker's facts from this
                 config.workeroutput["k8sdns_facts"] = json.loads(json.dumps(facts, default=str))  # type: ignore[attr-defined]
+                config.workeroutput["k8sdns_metadata"] = run.metadata()  # type: ignore[attr-defined]
         controller = not hasattr(config, "workerinput")
         if controller and (run is not None or _distributing(config)):
             doc = results.final = results.document(dataclasses.asdict(settings))
@@ -181,6 +186,12 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         results = node.config.stash[RESULTS_KEY]
         namespaces = {**results.facts.get("worker_namespaces", {}), node.workerinput["workerid"]: facts["namespace"]}
         results.facts.update(facts, worker_namespaces=dict(sorted(namespaces.items())))
+    metadata = getattr(node, "workeroutput", {}).get("k8sdns_metadata")
+    if metadata and node.config.pluginmanager.hasplugin("metadata"):
+        from pytest_metadata.plugin import metadata_key
+
+        # the HTML report's environment table: the controller has no run of its own
+        node.config.stash[metadata_key].update(metadata)
 
 
 class XdistEvidence:

@@ -107,8 +107,11 @@ def test_own_namespace_is_made_and_deleted(pytester: pytest.Pytester, api: FakeA
 def test_xdist_workers_get_their_own_namespaces_and_one_results_file(pytester: pytest.Pytester, api: FakeApi) -> None:
     pytester.makepyfile(test_more="def test_more(k8sdns_namespace, k8sdns_record):\n"
                                   "    k8sdns_record('worker_namespace', k8sdns_namespace)\n")
-    result = _run(pytester, api, "-n", "2", "--k8sdns-results=results.json", "test_more.py")
+    result = _run(pytester, api, "-n", "2", "--k8sdns-results=results.json", "--html=report.html", "test_more.py")
     result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["k8sdns: context fake; each xdist worker connects and makes its own namespace"])
+    # the report's environment table holds the cluster facts a worker sent
+    assert f"{api.url} (v1.34.0-fake)" in (pytester.path / "report.html").read_text()
     # one namespace per worker, named by the worker; the controller makes none
     created = sorted(api.created_namespaces, key=lambda ns: ns[-3:])
     assert len(created) == 2 and created[0].endswith("-gw0") and created[1].endswith("-gw1"), created
