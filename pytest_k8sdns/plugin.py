@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     run = Run(settings)
     session.config.stash[RUN_KEY] = run
+    _terminate_as_interrupt(session.config)
     if settings.kind:
         # printed before kind starts, so that whoever kills this run knows what to delete
         _say(session.config, f"k8sdns: creating kind cluster {run.kind_name}")
@@ -220,6 +223,18 @@ class XdistEvidence:
                 store = getattr(self.results, name, None)
                 if store is not None:
                     store.setdefault(report.nodeid, {}).update(values)
+
+
+def _terminate_as_interrupt(config: pytest.Config) -> None:
+    """CI systems cancel a job with SIGTERM: take it as Ctrl-C, so the run still removes what it made."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
 
 
 def _say(config: pytest.Config, line: str) -> None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -175,3 +179,24 @@ def test_reports_hold_no_credentials(pytester: pytest.Pytester, api: FakeApi, xd
     secrets = {"token": TOKEN, "client key": KEY_PEM, "client certificate": CERT_PEM}
     leaks = {name: secrets_in(text, secrets) for name, text in outputs.items()}
     assert not any(leaks.values()), leaks
+
+
+# ---- signals -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_deletes_its_namespace(pytester: pytest.Pytester, api: FakeApi, signum: int) -> None:
+    """Ctrl-C, or a CI system's SIGTERM, in the middle of a check: the namespace still goes."""
+    path = pytester.path / "kubeconfig.json"
+    path.write_text(kubeconfig(api.url))
+    pytester.makepyfile(test_slow="import time\n\ndef test_slow(k8sdns_namespace):\n    time.sleep(60)\n")
+    proc = pytester.popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--k8sdns-context=fake",
+                           f"--k8sdns-kubeconfig={path}", "test_slow.py"], stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not api.created_namespaces and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert api.created_namespaces, "the run never made its namespace"
+    time.sleep(1)  # inside the check by now
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert api.deleted_namespaces == api.created_namespaces
