@@ -35,12 +35,11 @@ class Permission:
         where = f"in namespace {self.namespace}" if self.namespace else "cluster-wide"
         return f"{self.verb} {what} {where}"
 
-    def review(self) -> dict[str, Any]:
+    def review(self) -> client.V1SelfSubjectAccessReview:
         resource, _, sub = self.resource.partition("/")
-        attrs = {"verb": self.verb, "group": self.group, "resource": resource, "subresource": sub,
-                 "namespace": self.namespace or "", "name": self.name or ""}
-        return {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-                "spec": {"resourceAttributes": {k: v for k, v in attrs.items() if v}}}
+        attrs = client.V1ResourceAttributes(verb=self.verb, group=self.group, resource=resource,
+                                            subresource=sub or None, namespace=self.namespace, name=self.name)
+        return client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attrs))
 
 
 @functools.cache
@@ -81,7 +80,7 @@ def missing(cluster: Cluster, perms: Sequence[Permission]) -> list[Permission] |
             review = api.create_self_subject_access_review(p.review(), _request_timeout=30)
         except Exception:  # noqa: BLE001 - no answer: each request will say Forbidden for itself
             return None
-        return bool(review.status.allowed)
+        return bool(review.status and review.status.allowed)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(allowed, perms))

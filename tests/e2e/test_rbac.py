@@ -14,13 +14,12 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client, utils
+from test_kind_session import GLIBC_IMAGE, MUSL_IMAGE, NODE_IMAGE, _need_kind_and_images
 
 from pytest_k8sdns.config import Settings
 from pytest_k8sdns.kind import fixture_path
 from pytest_k8sdns.plugin import _suite_dir
 from pytest_k8sdns.session import Run
-
-from test_kind_session import GLIBC_IMAGE, MUSL_IMAGE, NODE_IMAGE, _need_kind_and_images  # noqa: E402
 
 NAMESPACE = "k8sdns"
 ACCOUNT = "k8sdns-runner"

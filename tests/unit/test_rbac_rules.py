@@ -21,7 +21,7 @@ CREATED_ONLY_MODULES = {"kind.py", "faults.py"}
 #: kind), or that are optional and fall back when refused.
 CREATED_ONLY_CALLS = {("create", "configmaps"), ("create", "daemonsets"), ("get", "deployments"),
                       ("list", "services", "cluster-wide (optional fallback)")}
-CALL = re.compile(r'\.call\(\s*"(\w+)",\s*"([\w/]+)",\s*([^,]+),', re.S)
+CALL = re.compile(r'\.call\(\s*"(\w+)",\s*"([\w/]+)",\s*([^,]+),', re.DOTALL)
 
 
 def _granted() -> set[tuple[str, str]]:
