@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the substrate and the tests need from Debian, and start a Docker engine that can run
-# kind's privileged node containers. bookworm's docker.io 20.10 cannot (no CAP_SYS_RESOURCE in the
+# kind's privileged node containers. bookworm's Docker 20.10 cannot (no CAP_SYS_RESOURCE in the
 # VM); trixie's 26.1 can, and it installs on bookworm beside bookworm's containerd and runc.
 source "$(dirname "$0")/lib.sh"
 
