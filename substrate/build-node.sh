@@ -10,27 +10,10 @@ KIND_SRC=$(go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" | jq -r .Dir)
 K8S_SRC=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | jq -r .Dir)
 BIN=$(k8s_bin)
 [ -x "$BIN/kubeadm" ] || die "no kubeadm in $BIN; run substrate/build-go.sh first"
-MIRROR=$(debian_mirror)
 WORK="$K8SDNS_CACHE/node-work"
 mkdir -p "$WORK" "$K8SDNS_CACHE/images"
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
-
-# rootfs NAME PACKAGES...: a cached minbase Debian rootfs tarball
-rootfs() {
-  local name=$1; shift
-  local key; key=$(inputs_hash "$DEBIAN_SUITE" "$@")
-  local tar="$K8SDNS_CACHE/rootfs/$name-$key.tar"
-  if [ -f "$tar" ]; then log "reused $tar" ; printf '%s\n' "$tar"; return; fi
-  mkdir -p "$K8SDNS_CACHE/rootfs"
-  local IFS=,
-  mmdebstrap --quiet --format=tar --variant=minbase --include="$*" \
-    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' \
-    "$DEBIAN_SUITE" "$tar.tmp" "$MIRROR" >&2
-  mv "$tar.tmp" "$tar"
-  printf '%s\n' "$tar"
-}
 
 # import_dir DIR IMAGE [docker import --change ...]: a one-layer image from a directory
 import_dir() {

@@ -13,19 +13,10 @@ IMAGE="k8sdns/node-cache:$NODECACHE_VERSION"
 # The same packages, suite and cache key as build-node.sh's tools rootfs (kube-proxy's image), so
 # the tarball is shared: iptables, nftables, conntrack, iproute2, kmod.
 PACKAGES=(iptables nftables conntrack iproute2 kmod)
-ROOTFS="$K8SDNS_CACHE/rootfs/tools-$(inputs_hash "$DEBIAN_SUITE" "${PACKAGES[@]}").tar"
+ROOTFS=$(rootfs_path tools "${PACKAGES[@]}")
 KEYED="$IMAGE-$(inputs_hash "$BIN" "$ROOTFS" "$(sha256sum "$0" | cut -c1-16)")"
 
-build_rootfs() {
-  if [ -f "$ROOTFS" ]; then log "reused $ROOTFS"; return; fi
-  mkdir -p "$(dirname "$ROOTFS")"
-  local IFS=,
-  mmdebstrap --quiet --format=tar --variant=minbase --include="${PACKAGES[*]}" \
-    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' \
-    "$DEBIAN_SUITE" "$ROOTFS.tmp" "$(debian_mirror)" >&2
-  mv "$ROOTFS.tmp" "$ROOTFS"
-}
+build_rootfs() { rootfs tools "${PACKAGES[@]}" >/dev/null; }
 
 build_image() {
   # the keyed tag is the cache entry; the plain tag is what the plugin's default names

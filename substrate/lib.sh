@@ -47,3 +47,24 @@ nodecache_bin() {
   printf '%s/bin/node-cache-%s-%s\n' "$K8SDNS_CACHE" "$NODECACHE_VERSION" \
     "$(inputs_hash "$(cat "$d/go.mod" "$d/go.sum" "$d/main.go")")"
 }
+
+# rootfs_path NAME PACKAGES...: where the minbase Debian rootfs tarball with PACKAGES is cached
+rootfs_path() {
+  local name=$1; shift
+  printf '%s/rootfs/%s-%s.tar\n' "$K8SDNS_CACHE" "$name" "$(inputs_hash "$DEBIAN_SUITE" "$@")"
+}
+
+# rootfs NAME PACKAGES...: build (or reuse) that tarball; prints its path
+rootfs() {
+  local name=$1; shift
+  local tar; tar=$(rootfs_path "$name" "$@")
+  if [ -f "$tar" ]; then log "reused $tar"; printf '%s\n' "$tar"; return; fi
+  mkdir -p "$(dirname "$tar")"
+  local IFS=,
+  mmdebstrap --quiet --format=tar --variant=minbase --include="$*" \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    "$DEBIAN_SUITE" "$tar.tmp" "$(debian_mirror)" >&2
+  mv "$tar.tmp" "$tar"
+  printf '%s\n' "$tar"
+}
