@@ -6,6 +6,7 @@ import pytest
 
 from pytest_k8sdns import corefile, nodelocal, stats
 from pytest_k8sdns.checks import expect
+from pytest_k8sdns.errors import K8sDnsError
 
 pytestmark = pytest.mark.k8sdns_check(14)
 
@@ -20,6 +21,14 @@ def cache(nodelocal, k8sdns_settings):
         pytest.skip("no NodeLocal DNSCache deployed (no DaemonSet k8s-app=node-local-dns in kube-system); "
                     "pass --k8sdns-require-nodelocal to make this a failure")
     return nodelocal
+
+
+def _get(pod, url: str) -> tuple[int | str, str]:
+    """(status, body) of a GET from the pod, or ("unreachable: why", "") when nothing answers."""
+    try:
+        return pod.http_get(url, timeout_s=3)
+    except K8sDnsError as exc:
+        return f"unreachable: {str(exc).splitlines()[-1][:160]}", ""
 
 
 def _metric(body: str, name: str, **labels: str) -> float:
@@ -55,14 +64,14 @@ def test_answers_on_every_node(cache, node_probe_pods, cluster_domain, k8sdns_re
 def test_health_and_setup_errors(cache, node_probe_pods, k8sdns_record):
     rows, bad = [], []
     for node, pod in sorted(node_probe_pods.items()):
-        health, _ = pod.http_get(f"http://{cache.local_ip}:8080/health")
-        _, setup = pod.http_get(f"http://{cache.local_ip}:9353/metrics")
-        errors = _metric(setup, "coredns_nodecache_setup_errors_total")
+        health, _ = _get(pod, f"http://{cache.local_ip}:8080/health")
+        status, setup = _get(pod, f"http://{cache.local_ip}:9353/metrics")
+        errors = _metric(setup, "coredns_nodecache_setup_errors_total") if status == 200 else f"metrics {status}"
         rows.append([node, health, errors])
         k8sdns_record(f"health[{node}]", health)
         k8sdns_record(f"setup_errors[{node}]", errors)
         if health != 200 or errors:
-            bad.append(f"{node}: health {health}, setup errors {errors:g}")
+            bad.append(f"{node}: health {health}, setup errors {errors}")
     k8sdns_record.table("NodeLocal health", ["node", "/health", "setup errors"], rows)
     expect(not bad, "NodeLocal /health and coredns_nodecache_setup_errors_total", "200 and 0 on every node",
            "; ".join(bad), "node-cache could not set up its interface or iptables rules: read its log")
@@ -73,9 +82,13 @@ def test_caches(cache, node_probe_pods, cluster_domain, k8sdns_record):
     name = f"kubernetes.default.svc.{cluster_domain}"
     rows, bad = [], []
     for node, pod in sorted(node_probe_pods.items()):
-        _, before = pod.http_get(f"http://{cache.local_ip}:9253/metrics")
+        status, before = _get(pod, f"http://{cache.local_ip}:9253/metrics")
+        if status != 200:
+            rows.append([node, status])
+            bad.append(f"{node}: cache metrics {status}")
+            continue
         pod.query(cache.local_ip, name, rdtype="A", count=3)
-        _, after = pod.http_get(f"http://{cache.local_ip}:9253/metrics")
+        _, after = _get(pod, f"http://{cache.local_ip}:9253/metrics")
         hits = _metric(after, "coredns_cache_hits_total") - _metric(before, "coredns_cache_hits_total")
         rows.append([node, hits])
         k8sdns_record(f"new_hits[{node}]", hits)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_k8sdns.config import Settings
-from pytest_k8sdns.faults import Faults
+from pytest_k8sdns.faults import TARGETS, Faults
 from pytest_k8sdns.plugin import _suite_dir
 from pytest_k8sdns.session import Run, new_run_id
 
@@ -64,6 +64,13 @@ def failed(checks: dict[str, dict[str, Any]]) -> dict[str, str]:
     return {name: c.get("message", "") for name, c in checks.items() if c["outcome"] in ("failed", "error")}
 
 
+def fails_its_targets(fault: str, bad: dict[str, str]) -> None:
+    """Every check faults.TARGETS names for `fault` failed (in at least one parametrization)."""
+    print(f"{fault}: failed {sorted(bad)}")
+    functions = {name.split("[", 1)[0] for name in bad}
+    assert set(TARGETS[fault]) <= functions, (fault, sorted(set(TARGETS[fault]) - functions), bad)
+
+
 def test_healthy_cluster_passes(faulted, tmp_path: Path) -> None:
     run, _ = faulted
     checks = suite(run, tmp_path, "test_loop.py", "test_latency.py", "test_ndots.py", "test_records.py")
@@ -77,7 +84,9 @@ def test_loop_fault(faulted, tmp_path: Path) -> None:
         faults.wait_for_loop()
         checks = suite(run, tmp_path, "test_loop.py")
     bad = failed(checks)
+    fails_its_targets("loop", bad)
     assert "[FATAL] plugin/loop: Loop (" in bad["test_no_loop_in_logs"], bad
+    assert "127.0.0.53" in bad["test_node_resolv_conf_not_loopback"], bad
     assert "CrashLoopBackOff" in bad["test_dns_pods_ready"] or "not Ready" in bad["test_dns_pods_ready"], bad
     after = suite(run, tmp_path, "test_loop.py")
     assert failed(after) == {}
@@ -88,7 +97,7 @@ def test_loopback_upstream_without_loop_plugin(faulted, tmp_path: Path) -> None:
     with faults.loopback_upstream_without_loop():
         checks = suite(run, tmp_path, "test_loop.py")
     bad = failed(checks)
-    assert "test_corefile_analysis" in bad, bad
+    fails_its_targets("loopback_upstream_without_loop", bad)
     # without the loop plugin nothing logs a loop: only the Corefile analysis names the cause
     # (circling queries also starve the pods, so readiness checks may fail beside it)
     assert "test_no_loop_in_logs" not in bad and "test_corefile_analysis" in bad
@@ -101,16 +110,21 @@ def test_loopback_upstream_without_loop_plugin(faulted, tmp_path: Path) -> None:
 def test_packet_loss(faulted, tmp_path: Path) -> None:
     run, faults = faulted
     with faults.packet_loss(0.15):
-        checks = suite(run, tmp_path, "test_latency.py::test_retry_signature")
+        checks = suite(run, tmp_path, "test_latency.py::test_retry_signature", "test_latency.py::test_lookup_latency")
     bad = failed(checks)
+    fails_its_targets("packet_loss", bad)
     # every variant sees lost packets as lookups at its retry time, each counted on its own
     assert set(bad) <= {"test_retry_signature[glibc]", "test_retry_signature[musl]",
-                        "test_retry_signature[glibc-single-request-reopen]"}, bad
+                        "test_retry_signature[glibc-single-request-reopen]",
+                        "test_lookup_latency[glibc]", "test_lookup_latency[musl]"}, bad
+    assert any("p99" in bad.get(f"test_lookup_latency[{libc}]", "") for libc in ("glibc", "musl")), bad
     assert "test_retry_signature[glibc]" in bad and "(>= 5.0 s)" in bad["test_retry_signature[glibc]"], bad
     assert "test_retry_signature[musl]" in bad and "(>= 2.5 s)" in bad["test_retry_signature[musl]"], bad
     for name in checks:
-        assert checks[name]["measurements"]["retry_signatures"]["value"] >= (1 if name in bad else 0)
-    assert failed(suite(run, tmp_path, "test_latency.py::test_retry_signature")) == {}
+        if name.startswith("test_retry_signature"):
+            assert checks[name]["measurements"]["retry_signatures"]["value"] >= (1 if name in bad else 0)
+    assert failed(suite(run, tmp_path, "test_latency.py::test_retry_signature",
+                        "test_latency.py::test_lookup_latency")) == {}
 
 
 def test_upgrade_gate_fails_on_packet_loss(faulted, tmp_path: Path) -> None:
@@ -159,12 +173,85 @@ def test_musl_search_limit(faulted, tmp_path: Path) -> None:
     with faults.musl_search_limit():
         checks = suite(run, tmp_path, "test_ndots.py", "test_records.py::test_partial_names")
     bad = failed(checks)
-    assert bad, "the long search line must break musl"
+    fails_its_targets("musl_search_limit", bad)
     assert all("musl" in name for name in bad), bad
     assert "test_resolv_conf_shape[musl]" in bad and "test_resolv_conf_shape[glibc]" not in bad
     assert any(name.startswith("test_partial_names[web-musl") for name in bad), bad
     assert not any(name.startswith("test_partial_names") and "glibc" in name for name in bad)
     assert failed(suite(run, tmp_path, "test_ndots.py", "test_records.py::test_partial_names")) == {}
+
+
+# ---- the cluster DNS server itself and the records it serves --------------------------------
+
+def test_coredns_cpu_starved(faulted, tmp_path: Path) -> None:
+    run, faults = faulted
+    with faults.coredns_cpu_starved():
+        checks = suite(run, tmp_path, "test_loop.py", "test_latency.py::test_server_latency")
+    bad = failed(checks)
+    fails_its_targets("coredns_cpu_starved", bad)
+    assert "server-side p99" in bad["test_server_latency"], bad
+    assert failed(suite(run, tmp_path, "test_loop.py", "test_latency.py::test_server_latency")) == {}
+
+
+RECORDS = ("test_records.py",)
+
+
+def test_cluster_domain_mismatch(faulted, tmp_path: Path) -> None:
+    run, faults = faulted
+    with faults.cluster_domain_mismatch():
+        checks = suite(run, tmp_path, *RECORDS)
+    bad = failed(checks)
+    fails_its_targets("cluster_domain_mismatch", bad)
+    # names outside the cluster do not depend on the cluster zone
+    assert not any(name.startswith("test_upstream_name") for name in bad), bad
+    assert "NXDOMAIN" in bad["test_service_a"], bad
+    assert failed(suite(run, tmp_path, *RECORDS)) == {}
+
+
+def test_tcp_refused(faulted, tmp_path: Path) -> None:
+    run, faults = faulted
+    with faults.tcp_refused():
+        checks = suite(run, tmp_path, *RECORDS)
+    bad = failed(checks)
+    fails_its_targets("tcp_refused", bad)
+    assert set(bad) == {"test_cluster_name_raw[tcp]"}, bad
+    assert "over TCP" in bad["test_cluster_name_raw[tcp]"]
+    assert failed(suite(run, tmp_path, "test_records.py::test_cluster_name_raw")) == {}
+
+
+def test_no_reverse_zone(faulted, tmp_path: Path) -> None:
+    run, faults = faulted
+    with faults.no_reverse_zone():
+        checks = suite(run, tmp_path, *RECORDS)
+    bad = failed(checks)
+    fails_its_targets("no_reverse_zone", bad)
+    assert set(bad) == {"test_service_ptr"}, bad
+    assert "in-addr.arpa" in bad["test_service_ptr"]
+    assert failed(suite(run, tmp_path, "test_records.py::test_service_ptr")) == {}
+
+
+def test_not_ready_published(faulted, tmp_path: Path) -> None:
+    """Records item 6: a headless Service publishes only ready endpoints. A faulty endpoints
+    controller marks the never-ready pod ready; the check names its address."""
+    run, faults = faulted
+    with faults.not_ready_published():
+        checks = suite(run, tmp_path, *RECORDS)
+    bad = failed(checks)
+    fails_its_targets("not_ready_published", bad)
+    assert set(bad) == {"test_headless_a"}, bad
+    not_ready = checks["test_headless_a"]["measurements"]["not_ready_endpoints"]["value"]
+    assert not_ready and f"including not-ready {not_ready}" in bad["test_headless_a"], bad
+    assert failed(suite(run, tmp_path, "test_records.py::test_headless_a")) == {}
+
+
+def test_upstream_down(faulted, tmp_path: Path) -> None:
+    run, faults = faulted
+    with faults.upstream_down():
+        checks = suite(run, tmp_path, *RECORDS)
+    bad = failed(checks)
+    fails_its_targets("upstream_down", bad)
+    assert {name.split("[", 1)[0] for name in bad} == {"test_upstream_name"}, bad
+    assert failed(suite(run, tmp_path, "test_records.py::test_upstream_name")) == {}
 
 
 # ---- NodeLocal DNSCache: last, because the cache then answers every pod's queries ------------
@@ -197,6 +284,7 @@ def test_nodelocal_without_force_tcp(faulted, nodelocal, tmp_path: Path) -> None
     with faults.nodelocal_without_force_tcp():
         checks = suite(run, tmp_path, *NODELOCAL, extra=REQUIRE)
     bad = failed(checks)
+    fails_its_targets("nodelocal_without_force_tcp", bad)
     assert set(bad) == {"test_cluster_zone_forwards_over_tcp"}, bad
     assert "force_tcp" in bad["test_cluster_zone_forwards_over_tcp"]
     assert failed(suite(run, tmp_path, *NODELOCAL, extra=REQUIRE)) == {}
@@ -205,12 +293,36 @@ def test_nodelocal_without_force_tcp(faulted, nodelocal, tmp_path: Path) -> None
 def test_nodelocal_silent_on_one_node(faulted, nodelocal, tmp_path: Path) -> None:
     run, faults = faulted
     node = sorted(run.kind.node_containers())[-1]
+    others = [n for n in run.kind.node_containers() if n != node]
     with faults.nodelocal_silent_on(node):
         checks = suite(run, tmp_path, *NODELOCAL, extra=REQUIRE)
     bad = failed(checks)
-    assert {"test_answers_on_every_node[udp]", "test_answers_on_every_node[tcp]"} <= set(bad), bad
-    for name in ("test_answers_on_every_node[udp]", "test_answers_on_every_node[tcp]"):
+    fails_its_targets("nodelocal_silent_on", bad)
+    for name in ("test_answers_on_every_node[udp]", "test_answers_on_every_node[tcp]", "test_health_and_setup_errors",
+                 "test_caches"):
         assert f"{node}:" in bad[name], bad[name]  # names the node and the reason
-        others = [n for n in run.kind.node_containers() if n != node]
         assert not any(f"{o}:" in bad[name] for o in others), bad[name]
+    assert "test_daemonset_on_every_node" not in bad and "test_cluster_zone_forwards_over_tcp" not in bad
+    assert failed(suite(run, tmp_path, *NODELOCAL, extra=REQUIRE)) == {}
+
+
+def test_nodelocal_absent_from_one_node(faulted, nodelocal, tmp_path: Path) -> None:
+    run, faults = faulted
+    node = sorted(run.kind.node_containers())[-1]
+    with faults.nodelocal_absent_from(node):
+        checks = suite(run, tmp_path, "test_nodelocal.py::test_daemonset_on_every_node", extra=REQUIRE)
+    bad = failed(checks)
+    fails_its_targets("nodelocal_absent_from", bad)
+    assert f"nodes without a ready cache: ['{node}']" in bad["test_daemonset_on_every_node"], bad
+    assert failed(suite(run, tmp_path, *NODELOCAL, extra=REQUIRE)) == {}
+
+
+def test_nodelocal_long_denial_ttl(faulted, nodelocal, tmp_path: Path) -> None:
+    run, faults = faulted
+    with faults.nodelocal_long_denial_ttl(120):
+        checks = suite(run, tmp_path, *NODELOCAL, extra=REQUIRE)
+    bad = failed(checks)
+    fails_its_targets("nodelocal_long_denial_ttl", bad)
+    assert set(bad) == {"test_new_service_visible_within_denial_ttl"}, bad
+    assert checks["test_new_service_visible_within_denial_ttl"]["measurements"]["denial_ttl_s"]["value"] == 120
     assert failed(suite(run, tmp_path, *NODELOCAL, extra=REQUIRE)) == {}
