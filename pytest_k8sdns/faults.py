@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import re
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kubernetes.client import DiscoveryV1Api
 from kubernetes.client.exceptions import ApiException
 
-from pytest_k8sdns.cluster import Cluster
+from pytest_k8sdns.cluster import MANAGED_BY, Cluster
 from pytest_k8sdns.errors import ClusterError, WaitTimeout
 from pytest_k8sdns.kind import KindCluster, run_tool, wait_deployment
+from pytest_k8sdns.nodelocal import (
+    NODELOCAL_LABEL,
+    NODELOCAL_NAME,
+    NODELOCAL_NAMESPACE,
+    wait_daemonset_ready,
+)
 
 #: The loopback stub resolver address systemd-resolved uses, and the loop fault imitates.
 STUB_IP = "127.0.0.53"
@@ -31,12 +38,14 @@ FAULT_MANAGER = "k8sdns-faults"
 #: tests/e2e/test_negative_controls.py proves every entry on a real kind cluster, and
 #: tests/unit/test_fault_catalogue.py that every check of the suite has at least one fault.
 TARGETS: dict[str, tuple[str, ...]] = {
-    "loop": ("test_dns_pods_ready", "test_no_loop_in_logs", "test_node_resolv_conf_not_loopback"),
+    "loop": ("test_dns_pods_ready", "test_no_loop_in_logs", "test_node_resolv_conf_not_loopback",
+             "test_ready_endpoint"),
+    "coredns_killed_during_run": ("test_no_restarts_during_run",),
     "loopback_upstream_without_loop": ("test_corefile_analysis",),
     "packet_loss": ("test_lookup_latency", "test_retry_signature"),
-    "coredns_cpu_starved": ("test_server_latency", "test_no_restarts_during_run", "test_ready_endpoint"),
-    "musl_search_limit": ("test_resolv_conf_shape", "test_dns_config_applied", "test_queries_per_lookup",
-                          "test_partial_names"),
+    "coredns_cpu_starved": ("test_server_latency",),
+    "musl_search_limit": ("test_resolv_conf_shape", "test_dns_config_applied", "test_partial_names"),
+    "musl_image_runs_glibc": ("test_queries_per_lookup",),
     "cluster_domain_mismatch": ("test_cluster_name_raw", "test_cluster_name_libc", "test_partial_names",
                                 "test_service_a", "test_service_srv", "test_service_ptr", "test_headless_a",
                                 "test_dns_version", "test_pod_hostname_subdomain", "test_external_name_cname"),
@@ -49,6 +58,37 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "nodelocal_absent_from": ("test_daemonset_on_every_node",),
     "nodelocal_long_denial_ttl": ("test_new_service_visible_within_denial_ttl",),
 }
+
+#: Faults that are a run's input, not a change to the cluster: how to give them.
+RUN_INPUT_FAULTS: dict[str, str] = {
+    # an "Alpine" image whose programs resolve through glibc (as glibc-on-Alpine images do): the
+    # queries its pods send follow glibc's search rules, not the musl ones the suite holds it to
+    "musl_image_runs_glibc": "--k8sdns-musl-image=<a glibc image>",
+}
+
+
+@contextlib.contextmanager
+def _every(period_s: float, action: Callable[[], None], name: str, errors: list[str] | None = None) -> Iterator[None]:
+    """Run `action` every `period_s` in a thread while the block runs (a fault that keeps acting);
+    its exceptions go to `errors` and do not stop it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 - keep acting; the caller judges `errors`
+                if errors is not None:
+                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
+            stop.wait(period_s)
+
+    worker = threading.Thread(target=loop, name=f"k8sdns-fault-{name}", daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join(timeout=60)
 
 
 class Faults:
@@ -208,8 +248,8 @@ class Faults:
     @contextlib.contextmanager
     def coredns_cpu_starved(self, millicores: int = 1) -> Iterator[None]:
         """CoreDNS runs under a CPU limit of `millicores` (CFS throttling, a common field failure):
-        every answer waits for CPU, so the server's own latency grows, /ready and the liveness probe
-        time out and the pods restart."""
+        answers wait for CPU, so the server's own request-duration p99 grows (253 ms measured with
+        1m on kind, against 1 ms healthy)."""
         c = self.cluster
         dep = c.call("get", "deployments", "kube-system", c.apps.read_namespaced_deployment, "coredns", "kube-system")
         container = dep.spec.template.spec.containers[0]
@@ -272,9 +312,40 @@ class Faults:
         container = self.kind.upstream_container
         run_tool(["docker", "pause", container], option="--k8sdns-kind")
         try:
+            self.restart_coredns()  # empty its cache, which would hide the outage for up to 30 s
             yield
         finally:
             run_tool(["docker", "unpause", container], option="--k8sdns-kind")
+
+    @contextlib.contextmanager
+    def coredns_killed_during_run(self, poll_s: float = 0.5) -> Iterator[None]:
+        """The CoreDNS processes are SIGKILLed once in every node as soon as a run's probe pods are
+        up (as the OOM killer would in the middle of a run); kubelet restarts them at once. Killing
+        again and again would not do: the restart back-off soon keeps them down, and that is
+        test_dns_pods_ready's fault (CrashLoopBackOff), not a restart during the run."""
+        nodes = self.kind.node_containers()
+        c = self.cluster
+        done = threading.Event()
+
+        def kill_once_a_run_is_up() -> None:
+            if done.is_set():
+                return
+            pods = c.call("list", "pods", "", c.core.list_pod_for_all_namespaces,
+                          label_selector=",".join([*(f"{k}={v}" for k, v in MANAGED_BY.items()), "k8sdns.io/run"]),
+                          _request_timeout=10).items
+            if any(p.status.phase == "Running" for p in pods):
+                for node in nodes:
+                    subprocess.run(["docker", "exec", node, "pkill", "-KILL", "-x", "coredns"],
+                                   capture_output=True, check=False)
+                done.set()
+
+        try:
+            with _every(poll_s, kill_once_a_run_is_up, "coredns-killed"):
+                yield
+        finally:
+            wait_deployment(c, "kube-system", "coredns", 300)
+        if not done.is_set():
+            raise ClusterError("fault coredns_killed_during_run never saw a run's probe pods, so it killed nothing")
 
     @contextlib.contextmanager
     def not_ready_published(self, poll_s: float = 0.3) -> Iterator[None]:
@@ -282,7 +353,6 @@ class Faults:
         kube-system, gets a second EndpointSlice of its Service that marks it ready. The cluster
         DNS then publishes the address of a pod that fails its readiness probe."""
         api = DiscoveryV1Api(self.cluster.api_client)
-        stop = threading.Event()
         copied: set[tuple[str, str]] = set()
         errors: list[str] = []
 
@@ -306,30 +376,20 @@ class Faults:
                 try:
                     api.create_namespaced_endpoint_slice(ns, body, _request_timeout=10)
                 except ApiException as exc:
-                    if exc.status not in (404, 409):  # namespace going away, or made already
+                    # gone, being terminated (403 from NamespaceLifecycle), or made already
+                    if exc.status not in (403, 404, 409):
                         raise
                 copied.add((ns, name))
 
-        def loop() -> None:
-            while not stop.is_set():
-                try:
-                    mirror_once()
-                except Exception as exc:  # noqa: BLE001 - keep mirroring; reported on exit
-                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
-                stop.wait(poll_s)
-
-        worker = threading.Thread(target=loop, name="k8sdns-fault-not-ready-published", daemon=True)
-        worker.start()
         try:
-            yield
+            with _every(poll_s, mirror_once, "not-ready-published", errors):
+                yield
         finally:
-            stop.set()
-            worker.join(timeout=30)
             for sl in api.list_endpoint_slice_for_all_namespaces(
                     label_selector=f"endpointslice.kubernetes.io/managed-by={FAULT_MANAGER}", _request_timeout=10).items:
                 with contextlib.suppress(ApiException):
                     api.delete_namespaced_endpoint_slice(sl.metadata.name, sl.metadata.namespace, _request_timeout=10)
-        if len(errors) > 3:
+        if len(errors) > 3:  # a busy API server may time out now and then; more is a real failure
             raise ClusterError(f"fault not_ready_published could not mirror EndpointSlices: {errors[-1]}")
 
     @contextlib.contextmanager
@@ -337,7 +397,7 @@ class Faults:
         """Give the nodes search domains that make pods' search line longer than 256 bytes: musl
         ignores such a line, glibc does not. Affects pods created while it holds."""
         saved = self._resolv_confs()
-        labels = []
+        labels: list[str] = []
         while sum(len(x) + 1 for x in labels) < length:
             labels.append(f"k8sdns-long-search-domain-{len(labels):02d}.example.test")
         for node, text in saved.items():
@@ -351,7 +411,6 @@ class Faults:
 
     # -- NodeLocal DNSCache (pytest_k8sdns.nodelocal.deploy_nodelocal must have run) -------------
     def _restart_nodelocal(self) -> None:
-        from pytest_k8sdns.nodelocal import NODELOCAL_NAME, NODELOCAL_NAMESPACE, wait_daemonset_ready
 
         c = self.cluster
         c.call("patch", "daemonsets", NODELOCAL_NAMESPACE, c.apps.patch_namespaced_daemon_set, NODELOCAL_NAME,
@@ -369,17 +428,22 @@ class Faults:
     @contextlib.contextmanager
     def nodelocal_silent_on(self, node: str, local_ip: str = "169.254.20.10") -> Iterator[None]:
         """One node's cache stops answering on its link-local address: DNS, /health and metrics
-        there are dropped, as when its pod hangs."""
+        there are dropped, as when its pod hangs. Its liveness probe fails too, so kubelet restarts
+        it; undoing waits until it is Ready again."""
+
         rules = [["INPUT", "-d", f"{local_ip}/32", "-p", proto, "-m", "comment", "--comment",
                   "k8sdns-fault-nodelocal-silent", "-j", "DROP"] for proto in ("udp", "tcp")]
-        with self._node_rules(rules, [node]):
-            yield
+        try:
+            with self._node_rules(rules, [node]):
+                yield
+        finally:
+            time.sleep(2)  # let kubelet's next probe see it answer again
+            wait_daemonset_ready(self.cluster, NODELOCAL_NAMESPACE, NODELOCAL_NAME, 300)
 
     @contextlib.contextmanager
     def nodelocal_absent_from(self, node: str, timeout_s: float = 180) -> Iterator[None]:
         """The NodeLocal DaemonSet no longer schedules on `node` (a node affinity that excludes it,
         as a wrong nodeSelector or an untolerated taint would)."""
-        from pytest_k8sdns.nodelocal import NODELOCAL_LABEL, NODELOCAL_NAME, NODELOCAL_NAMESPACE, wait_daemonset_ready
 
         c = self.cluster
         ds = c.call("get", "daemonsets", NODELOCAL_NAMESPACE, c.apps.read_namespaced_daemon_set, NODELOCAL_NAME,
@@ -415,7 +479,6 @@ class Faults:
 
     @contextlib.contextmanager
     def _nodelocal_corefile(self, pattern: str, replacement: str) -> Iterator[None]:
-        from pytest_k8sdns.nodelocal import NODELOCAL_NAME, NODELOCAL_NAMESPACE
 
         c = self.cluster
         cm = c.call("get", "configmaps", NODELOCAL_NAMESPACE, c.core.read_namespaced_config_map, NODELOCAL_NAME,

@@ -60,6 +60,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "k8sdns_check(number): the REFERENCE.md section 2 check a test implements")
     config.addinivalue_line("markers", "k8sdns_libc(name): the libc flavour a test measures (glibc or musl)")
+    config.addinivalue_line("markers", "k8sdns_last: run after every other test (it judges the whole run)")
     cli = {name[len("k8sdns_"):]: value for name, value in vars(config.option).items() if name.startswith("k8sdns_")}
     try:
         settings = cfg.resolve(cli, config.getini)
@@ -137,6 +138,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.stash[SETTINGS_KEY].active:
+        # checks that judge the whole run (restarts "during the run") go last; the sort is stable
+        items.sort(key=lambda item: item.get_closest_marker("k8sdns_last") is not None)
         return
     suite = _suite_dir()
     if any(Path(str(item.path)).is_relative_to(suite) for item in items):

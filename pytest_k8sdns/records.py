@@ -6,6 +6,8 @@ import dataclasses
 import time
 from typing import Any
 
+from kubernetes.client import DiscoveryV1Api
+
 from pytest_k8sdns import probes
 from pytest_k8sdns.cluster import MANAGED_BY, Cluster
 from pytest_k8sdns.errors import WaitTimeout
@@ -74,7 +76,7 @@ def create(cluster: Cluster, namespace: str, run_id: str, domain: str, image: st
 def _wait_endpoints(cluster: Cluster, namespace: str, service: str, count: int, timeout_s: float,
                     ready: bool = True) -> list[str]:
     """Ready (or not-ready) addresses of a Service's EndpointSlices, once there are `count` of them."""
-    api = __import__("kubernetes").client.DiscoveryV1Api(cluster.api_client)
+    api = DiscoveryV1Api(cluster.api_client)
     deadline = time.monotonic() + timeout_s
     ips: list[str] = []
     while time.monotonic() < deadline:

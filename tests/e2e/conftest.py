@@ -1,11 +1,13 @@
-"""The end-to-end tier's shared inner session: one `pytest --k8sdns-kind` run on a fresh kind
-cluster, whose exit code, results file, JUnit XML and HTML report several test files check."""
+"""The end-to-end tier's shared clusters: `kind_session`, one `pytest --k8sdns-kind` run on a fresh
+kind cluster whose exit code, results file, JUnit XML and HTML report several test files check; and
+`plugin_run`, a kind cluster made by the plugin's own Run for one test module."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 from test_kind_session import (
@@ -16,8 +18,25 @@ from test_kind_session import (
     _need_kind_and_images,
 )
 
+from pytest_k8sdns.config import Settings
 from pytest_k8sdns.kind import docker_leftovers
 from pytest_k8sdns.plugin import _suite_dir
+from pytest_k8sdns.session import Run, new_run_id
+
+
+@pytest.fixture(scope="module")
+def plugin_run(request: pytest.FixtureRequest) -> Iterator[Run]:
+    """A kind cluster made by the plugin's own Run (so faults may touch it) for the requesting test
+    module, named after its RUN_PREFIX, and deleted when the module ends, also on failure."""
+    _need_kind_and_images()
+    prefix = getattr(request.module, "RUN_PREFIX", "e2e")
+    run = Run(Settings(kind=True, kind_image=NODE_IMAGE, glibc_image=GLIBC_IMAGE, musl_image=MUSL_IMAGE),
+              run_id=f"{prefix}-{new_run_id()}")
+    try:
+        run.start()
+        yield run
+    finally:
+        run.stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,18 +8,15 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_kind_session import GLIBC_IMAGE, MUSL_IMAGE
 
-from pytest_k8sdns.config import Settings
 from pytest_k8sdns.faults import TARGETS, Faults
 from pytest_k8sdns.plugin import _suite_dir
-from pytest_k8sdns.session import Run, new_run_id
-
-from test_kind_session import GLIBC_IMAGE, MUSL_IMAGE, NODE_IMAGE, _need_kind_and_images  # noqa: E402
+from pytest_k8sdns.session import Run
 
 SUITE = _suite_dir()
 #: small samples: a lost packet costs 5 s (glibc) or 2.5 s (musl), so fault runs stay short; 100
@@ -27,17 +24,13 @@ SUITE = _suite_dir()
 FAST = ["--k8sdns-samples=100", "--k8sdns-qps=50", "--k8sdns-bursts=4", "--k8sdns-burst-size=4"]
 
 
+RUN_PREFIX = "neg"
+
+
 @pytest.fixture(scope="module")
-def faulted() -> Iterator[tuple[Run, Faults]]:
-    """A kind cluster made by the plugin's own Run (so faults may touch it), deleted at the end."""
-    _need_kind_and_images()
-    run = Run(Settings(kind=True, kind_image=NODE_IMAGE, glibc_image=GLIBC_IMAGE, musl_image=MUSL_IMAGE),
-              run_id=f"neg-{new_run_id()}")
-    try:
-        run.start()
-        yield run, Faults(run.cluster, run.kind)
-    finally:
-        run.stop()
+def faulted(plugin_run: Run) -> tuple[Run, Faults]:
+    """The module's kind cluster (conftest.plugin_run) and the faults that may touch it."""
+    return plugin_run, Faults(plugin_run.cluster, plugin_run.kind)
 
 
 def suite(run: Run, tmp: Path, *paths: str, extra: tuple[str, ...] = (),
@@ -117,7 +110,9 @@ def test_packet_loss(faulted, tmp_path: Path) -> None:
     assert set(bad) <= {"test_retry_signature[glibc]", "test_retry_signature[musl]",
                         "test_retry_signature[glibc-single-request-reopen]",
                         "test_lookup_latency[glibc]", "test_lookup_latency[musl]"}, bad
-    assert any("p99" in bad.get(f"test_lookup_latency[{libc}]", "") for libc in ("glibc", "musl")), bad
+    for libc in ("glibc", "musl"):  # lost answers show as errors or as a p99 at the retry time
+        message = bad.get(f"test_lookup_latency[{libc}]", "")
+        assert "error rate" in message or "p99" in message, bad
     assert "test_retry_signature[glibc]" in bad and "(>= 5.0 s)" in bad["test_retry_signature[glibc]"], bad
     assert "test_retry_signature[musl]" in bad and "(>= 2.5 s)" in bad["test_retry_signature[musl]"], bad
     for name in checks:
@@ -181,6 +176,17 @@ def test_musl_search_limit(faulted, tmp_path: Path) -> None:
     assert failed(suite(run, tmp_path, "test_ndots.py", "test_records.py::test_partial_names")) == {}
 
 
+def test_musl_image_runs_glibc(faulted, tmp_path: Path) -> None:
+    """A run input, not a cluster change: the "musl" image resolves through glibc. Its pods send
+    glibc's queries, and the musl search rules they are held to catch it."""
+    run, _ = faulted
+    checks = suite(run, tmp_path, "test_ndots.py::test_queries_per_lookup", extra=(f"--k8sdns-musl-image={GLIBC_IMAGE}",))
+    bad = failed(checks)
+    fails_its_targets("musl_image_runs_glibc", bad)
+    assert bad and all("musl" in name for name in bad), bad
+    assert "rules say" in bad["test_queries_per_lookup[musl-2]"], bad  # web.<ns>.svc: glibc tries more names
+
+
 # ---- the cluster DNS server itself and the records it serves --------------------------------
 
 def test_coredns_cpu_starved(faulted, tmp_path: Path) -> None:
@@ -189,8 +195,21 @@ def test_coredns_cpu_starved(faulted, tmp_path: Path) -> None:
         checks = suite(run, tmp_path, "test_loop.py", "test_latency.py::test_server_latency")
     bad = failed(checks)
     fails_its_targets("coredns_cpu_starved", bad)
+    assert set(bad) == {"test_server_latency"}, bad  # slow, but up, Ready and not restarting
     assert "server-side p99" in bad["test_server_latency"], bad
     assert failed(suite(run, tmp_path, "test_loop.py", "test_latency.py::test_server_latency")) == {}
+
+
+def test_coredns_killed_during_run(faulted, tmp_path: Path) -> None:
+    run, faults = faulted
+    with faults.coredns_killed_during_run():
+        checks = suite(run, tmp_path, "test_loop.py")
+    bad = failed(checks)
+    fails_its_targets("coredns_killed_during_run", bad)
+    # killed pods are also not Ready or answer no /ready; the Corefile and the nodes are fine
+    assert set(bad) <= {"test_no_restarts_during_run", "test_dns_pods_ready", "test_ready_endpoint"}, bad
+    assert "coredns-" in bad["test_no_restarts_during_run"], bad  # names the pods and their counts
+    assert failed(suite(run, tmp_path, "test_loop.py")) == {}
 
 
 RECORDS = ("test_records.py",)
@@ -199,35 +218,37 @@ RECORDS = ("test_records.py",)
 def test_cluster_domain_mismatch(faulted, tmp_path: Path) -> None:
     run, faults = faulted
     with faults.cluster_domain_mismatch():
-        checks = suite(run, tmp_path, *RECORDS)
+        checks = suite(run, tmp_path, *RECORDS, "test_loop.py::test_corefile_analysis")
     bad = failed(checks)
     fails_its_targets("cluster_domain_mismatch", bad)
     # names outside the cluster do not depend on the cluster zone
     assert not any(name.startswith("test_upstream_name") for name in bad), bad
     assert "NXDOMAIN" in bad["test_service_a"], bad
+    assert "zone-mismatch" in bad["test_corefile_analysis"], bad  # and the analysis names the cause
     assert failed(suite(run, tmp_path, *RECORDS)) == {}
 
 
-def test_tcp_refused(faulted, tmp_path: Path) -> None:
-    run, faults = faulted
-    with faults.tcp_refused():
-        checks = suite(run, tmp_path, *RECORDS)
-    bad = failed(checks)
-    fails_its_targets("tcp_refused", bad)
-    assert set(bad) == {"test_cluster_name_raw[tcp]"}, bad
-    assert "over TCP" in bad["test_cluster_name_raw[tcp]"]
-    assert failed(suite(run, tmp_path, "test_records.py::test_cluster_name_raw")) == {}
+#: faults that must fail exactly one records check: (fault, failing checks, evidence in their
+#: messages, the checks to run again once it is undone)
+ONE_CHECK = [
+    ("tcp_refused", {"test_cluster_name_raw[tcp]"}, "over TCP", "test_records.py::test_cluster_name_raw"),
+    ("no_reverse_zone", {"test_service_ptr"}, "PTR ", "test_records.py::test_service_ptr"),
+    ("upstream_down", {"test_upstream_name[glibc]", "test_upstream_name[musl]"}, "getaddrinfo(api.example.test)",
+     "test_records.py::test_upstream_name"),
+]
 
 
-def test_no_reverse_zone(faulted, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("fault", "fails", "evidence", "again"), ONE_CHECK, ids=[c[0] for c in ONE_CHECK])
+def test_fault_fails_one_records_check(faulted, tmp_path: Path, fault: str, fails: set[str], evidence: str,
+                                       again: str) -> None:
     run, faults = faulted
-    with faults.no_reverse_zone():
+    with getattr(faults, fault)():
         checks = suite(run, tmp_path, *RECORDS)
     bad = failed(checks)
-    fails_its_targets("no_reverse_zone", bad)
-    assert set(bad) == {"test_service_ptr"}, bad
-    assert "in-addr.arpa" in bad["test_service_ptr"]
-    assert failed(suite(run, tmp_path, "test_records.py::test_service_ptr")) == {}
+    fails_its_targets(fault, bad)
+    assert set(bad) == fails, bad
+    assert all(evidence in bad[name] for name in fails), bad
+    assert failed(suite(run, tmp_path, again)) == {}
 
 
 def test_not_ready_published(faulted, tmp_path: Path) -> None:
@@ -242,16 +263,6 @@ def test_not_ready_published(faulted, tmp_path: Path) -> None:
     not_ready = checks["test_headless_a"]["measurements"]["not_ready_endpoints"]["value"]
     assert not_ready and f"including not-ready {not_ready}" in bad["test_headless_a"], bad
     assert failed(suite(run, tmp_path, "test_records.py::test_headless_a")) == {}
-
-
-def test_upstream_down(faulted, tmp_path: Path) -> None:
-    run, faults = faulted
-    with faults.upstream_down():
-        checks = suite(run, tmp_path, *RECORDS)
-    bad = failed(checks)
-    fails_its_targets("upstream_down", bad)
-    assert {name.split("[", 1)[0] for name in bad} == {"test_upstream_name"}, bad
-    assert failed(suite(run, tmp_path, "test_records.py::test_upstream_name")) == {}
 
 
 # ---- NodeLocal DNSCache: last, because the cache then answers every pod's queries ------------
@@ -292,7 +303,7 @@ def test_nodelocal_without_force_tcp(faulted, nodelocal, tmp_path: Path) -> None
 
 def test_nodelocal_silent_on_one_node(faulted, nodelocal, tmp_path: Path) -> None:
     run, faults = faulted
-    node = sorted(run.kind.node_containers())[-1]
+    node = max(run.kind.node_containers())
     others = [n for n in run.kind.node_containers() if n != node]
     with faults.nodelocal_silent_on(node):
         checks = suite(run, tmp_path, *NODELOCAL, extra=REQUIRE)
@@ -308,7 +319,7 @@ def test_nodelocal_silent_on_one_node(faulted, nodelocal, tmp_path: Path) -> Non
 
 def test_nodelocal_absent_from_one_node(faulted, nodelocal, tmp_path: Path) -> None:
     run, faults = faulted
-    node = sorted(run.kind.node_containers())[-1]
+    node = max(run.kind.node_containers())
     with faults.nodelocal_absent_from(node):
         checks = suite(run, tmp_path, "test_nodelocal.py::test_daemonset_on_every_node", extra=REQUIRE)
     bad = failed(checks)

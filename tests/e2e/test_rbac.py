@@ -7,16 +7,14 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client, utils
-from test_kind_session import GLIBC_IMAGE, MUSL_IMAGE, NODE_IMAGE, _need_kind_and_images
+from test_kind_session import GLIBC_IMAGE, MUSL_IMAGE
 
-from pytest_k8sdns.config import Settings
 from pytest_k8sdns.kind import fixture_path
 from pytest_k8sdns.plugin import _suite_dir
 from pytest_k8sdns.session import Run
@@ -26,19 +24,15 @@ ACCOUNT = "k8sdns-runner"
 FAST = ["--k8sdns-samples=60", "--k8sdns-bursts=4", "--k8sdns-burst-size=4"]
 
 
+RUN_PREFIX = "rbac"
+
+
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Run]:
-    """A kind cluster made by the plugin's own Run, with fixtures/rbac.yaml applied; deleted at the end."""
-    _need_kind_and_images()
-    run = Run(Settings(kind=True, kind_image=NODE_IMAGE, glibc_image=GLIBC_IMAGE, musl_image=MUSL_IMAGE),
-              run_id="rbac")
-    try:
-        run.start()
-        docs = [d for d in yaml.safe_load_all(fixture_path("rbac.yaml").read_text()) if d]
-        utils.create_from_yaml(run.cluster.api_client, yaml_objects=docs)
-        yield run
-    finally:
-        run.stop()
+def cluster(plugin_run: Run) -> Run:
+    """The module's kind cluster (conftest.plugin_run) with fixtures/rbac.yaml applied."""
+    docs = [d for d in yaml.safe_load_all(fixture_path("rbac.yaml").read_text()) if d]
+    utils.create_from_yaml(plugin_run.cluster.api_client, yaml_objects=docs)
+    return plugin_run
 
 
 @pytest.fixture(scope="module")

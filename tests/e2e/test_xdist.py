@@ -8,29 +8,23 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_kind_session import GLIBC_IMAGE, MUSL_IMAGE, NODE_IMAGE, _need_kind_and_images
+from test_kind_session import GLIBC_IMAGE, MUSL_IMAGE
 
-from pytest_k8sdns.config import Settings
 from pytest_k8sdns.plugin import _suite_dir
 from pytest_k8sdns.session import Run
 
 FAST = ["--k8sdns-samples=60", "--k8sdns-bursts=4", "--k8sdns-burst-size=4"]
 
 
+RUN_PREFIX = "xdist"
+
+
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Run]:
-    _need_kind_and_images()
-    run = Run(Settings(kind=True, kind_image=NODE_IMAGE, glibc_image=GLIBC_IMAGE, musl_image=MUSL_IMAGE),
-              run_id="xdist")
-    try:
-        run.start()
-        yield run
-    finally:
-        run.stop()
+def cluster(plugin_run: Run) -> Run:
+    return plugin_run
 
 
 def test_two_workers_one_report(cluster: Run, tmp_path: Path) -> None:

@@ -200,3 +200,23 @@ def test_interrupted_run_deletes_its_namespace(pytester: pytest.Pytester, api: F
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert api.deleted_namespaces == api.created_namespaces
+
+
+def test_last_marked_checks_run_after_all_others(pytester: pytest.Pytester, api: FakeApi) -> None:
+    """A check that judges the whole run (restarts during it) is moved to the end, whatever its file."""
+    path = pytester.path / "kubeconfig.json"
+    path.write_text(kubeconfig(api.url))
+    pytester.makepyfile(test_a=textwrap.dedent("""\
+        import pytest
+
+        @pytest.mark.k8sdns_last
+        def test_whole_run():
+            pass
+
+        def test_a_first():
+            pass
+        """), test_b="def test_b():\n    pass\n")
+    result = pytester.runpytest_subprocess("--k8sdns-context=fake", f"--k8sdns-kubeconfig={path}",
+                                           "-p", "no:cacheprovider", "-v", "test_a.py", "test_b.py")
+    order = [ln.split(" ")[0] for ln in result.stdout.lines if " PASSED" in ln]
+    assert order == ["test_a.py::test_a_first", "test_b.py::test_b", "test_a.py::test_whole_run"], result.stdout.str()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ast
 
-from pytest_k8sdns.faults import TARGETS, Faults
+from pytest_k8sdns.faults import RUN_INPUT_FAULTS, TARGETS, Faults
 from pytest_k8sdns.plugin import _suite_dir
 
 
@@ -27,5 +27,6 @@ def test_targets_name_real_checks() -> None:
     assert covered - _suite_checks() == set()
 
 
-def test_every_target_is_a_fault_method() -> None:
-    assert [f for f in TARGETS if not callable(getattr(Faults, f, None))] == []
+def test_every_target_is_a_fault_method_or_a_run_input() -> None:
+    assert [f for f in TARGETS if not callable(getattr(Faults, f, None)) and f not in RUN_INPUT_FAULTS] == []
+    assert set(RUN_INPUT_FAULTS) <= set(TARGETS)
