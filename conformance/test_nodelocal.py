@@ -6,7 +6,6 @@ import pytest
 
 from pytest_k8sdns import corefile, nodelocal, stats
 from pytest_k8sdns.checks import expect
-from pytest_k8sdns.errors import K8sDnsError
 
 pytestmark = pytest.mark.k8sdns_check(14)
 
@@ -21,14 +20,6 @@ def cache(nodelocal, k8sdns_settings):
         pytest.skip("no NodeLocal DNSCache deployed (no DaemonSet k8s-app=node-local-dns in kube-system); "
                     "pass --k8sdns-require-nodelocal to make this a failure")
     return nodelocal
-
-
-def _get(pod, url: str) -> tuple[int | str, str]:
-    """(status, body) of a GET from the pod, or ("unreachable: why", "") when nothing answers."""
-    try:
-        return pod.http_get(url, timeout_s=3)
-    except K8sDnsError as exc:
-        return f"unreachable: {str(exc).splitlines()[-1][:160]}", ""
 
 
 def _metric(body: str, name: str, **labels: str) -> float:
@@ -64,8 +55,8 @@ def test_answers_on_every_node(cache, node_probe_pods, cluster_domain, k8sdns_re
 def test_health_and_setup_errors(cache, node_probe_pods, k8sdns_record):
     rows, bad = [], []
     for node, pod in sorted(node_probe_pods.items()):
-        health, _ = _get(pod, f"http://{cache.local_ip}:8080/health")
-        status, setup = _get(pod, f"http://{cache.local_ip}:9353/metrics")
+        health, _ = pod.http_status(f"http://{cache.local_ip}:8080/health", timeout_s=3)
+        status, setup = pod.http_status(f"http://{cache.local_ip}:9353/metrics", timeout_s=3)
         errors = _metric(setup, "coredns_nodecache_setup_errors_total") if status == 200 else f"metrics {status}"
         rows.append([node, health, errors])
         k8sdns_record(f"health[{node}]", health)
@@ -82,13 +73,13 @@ def test_caches(cache, node_probe_pods, cluster_domain, k8sdns_record):
     name = f"kubernetes.default.svc.{cluster_domain}"
     rows, bad = [], []
     for node, pod in sorted(node_probe_pods.items()):
-        status, before = _get(pod, f"http://{cache.local_ip}:9253/metrics")
+        status, before = pod.http_status(f"http://{cache.local_ip}:9253/metrics", timeout_s=3)
         if status != 200:
             rows.append([node, status])
             bad.append(f"{node}: cache metrics {status}")
             continue
         pod.query(cache.local_ip, name, rdtype="A", count=3)
-        _, after = _get(pod, f"http://{cache.local_ip}:9253/metrics")
+        _, after = pod.http_status(f"http://{cache.local_ip}:9253/metrics", timeout_s=3)
         hits = _metric(after, "coredns_cache_hits_total") - _metric(before, "coredns_cache_hits_total")
         rows.append([node, hits])
         k8sdns_record(f"new_hits[{node}]", hits)

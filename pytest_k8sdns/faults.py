@@ -13,7 +13,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from kubernetes.client import DiscoveryV1Api
 from kubernetes.client.exceptions import ApiException
@@ -254,17 +253,11 @@ class Faults:
         dep = c.call("get", "deployments", "kube-system", c.apps.read_namespaced_deployment, "coredns", "kube-system")
         container = dep.spec.template.spec.containers[0]
         saved = c.api_client.sanitize_for_serialization(container.resources) or {}
-        limited = {**saved, "limits": {**saved.get("limits", {}), "cpu": f"{millicores}m"}}
-        requests = {**saved.get("requests", {})}
-        requests["cpu"] = f"{millicores}m"
-        limited["requests"] = requests
-
-        def patch(resources: dict[str, Any]) -> None:
-            body = {"spec": {"template": {"spec": {"containers": [{"name": container.name, "resources": resources}]}}}}
-            c.call("patch", "deployments", "kube-system", c.apps.patch_namespaced_deployment, "coredns",
-                   "kube-system", body)
-
-        patch(limited)
+        cpu = f"{millicores}m"
+        limited = {**saved, "limits": {**saved.get("limits", {}), "cpu": cpu},
+                   "requests": {**saved.get("requests", {}), "cpu": cpu}}
+        c.call("patch", "deployments", "kube-system", c.apps.patch_namespaced_deployment, "coredns", "kube-system",
+               {"spec": {"template": {"spec": {"containers": [{"name": container.name, "resources": limited}]}}}})
         self._wait_coredns_running(timeout_s=180)
         try:
             yield

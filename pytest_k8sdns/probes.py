@@ -13,7 +13,7 @@ import yaml
 
 from pytest_k8sdns import pods
 from pytest_k8sdns.cluster import Cluster
-from pytest_k8sdns.errors import PodError
+from pytest_k8sdns.errors import K8sDnsError, PodError
 from pytest_k8sdns.kind import fixture_path
 from pytest_k8sdns.probe import build, schema
 
@@ -119,6 +119,14 @@ class ProbePod:
         """GET a URL from inside the pod (metrics, health); returns (status, body)."""
         doc = schema.load_document("http", self.run("http", {"url": url, "timeout": timeout_s}), where=self.where)
         return int(doc["status"]), str(doc.get("body", ""))
+
+    def http_status(self, url: str, timeout_s: float = 10) -> tuple[int | str, str]:
+        """Like http_get, for checks where no answer at all is the measurement: a request that gets
+        none gives ("unreachable: why", "") instead of raising."""
+        try:
+            return self.http_get(url, timeout_s)
+        except K8sDnsError as exc:
+            return f"unreachable: {str(exc).rsplit('failed: ', 1)[-1][:160]}", ""
 
 
 def start(cluster: Cluster, namespace: str, run_id: str, specs: Sequence[ProbeSpec], *,

@@ -28,9 +28,18 @@ def _kubeconfig(pytester: pytest.Pytester, server: str = "https://127.0.0.1:1", 
 
 def _one_error_line(result: pytest.RunResult) -> str:
     lines = [ln for ln in result.stderr.lines if ln.startswith("ERROR:")]
-    assert len(lines) == 1, result.stderr.str()
+    assert len(lines) == 1, result.stdout.str() + result.stderr.str()
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
     return lines[0]
+
+
+def _usage_error_line(pytester: pytest.Pytester, args: list[str], ini: str) -> str:
+    """Run with `args` (and `ini` as the ini file, if any): a usage error of one line, returned."""
+    if ini:
+        pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    return _one_error_line(result)
 
 
 def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
@@ -70,11 +79,7 @@ def test_missing_kubeconfig(pytester: pytest.Pytester) -> None:
     (["--k8sdns-kind-nodelocal"], "", "--k8sdns-kind-nodelocal deploys NodeLocal DNSCache on the kind cluster"),
 ])
 def test_bad_values_one_line(pytester: pytest.Pytester, args: list[str], ini: str, needle: str) -> None:
-    if ini:
-        pytester.makeini(f"[pytest]\n{ini}\n")
-    result = pytester.runpytest_subprocess(*args)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert needle in _one_error_line(result)
+    assert needle in _usage_error_line(pytester, args, ini)
 
 
 def test_collects_packaged_suite_from_anywhere(pytester: pytest.Pytester) -> None:

@@ -8,7 +8,7 @@ import textwrap
 import xml.etree.ElementTree as ET
 
 import pytest
-from test_options import _kubeconfig, _one_error_line
+from test_options import _kubeconfig, _one_error_line, _usage_error_line
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestDeprecationWarning")
 
@@ -104,11 +104,7 @@ def test_certification_turns_skips_into_failures(pytester: pytest.Pytester, node
      "ERROR: --k8sdns-baseline=missing.json: cannot read it (No such file or directory)"),
 ])
 def test_bad_profile_and_gate_options(pytester: pytest.Pytester, args: list[str], ini: str, needle: str) -> None:
-    if ini:
-        pytester.makeini(f"[pytest]\n{ini}\n")
-    result = pytester.runpytest_subprocess(*args)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert needle in _one_error_line(result)
+    assert needle in _usage_error_line(pytester, args, ini)
 
 
 def test_baseline_that_is_not_a_results_file(pytester: pytest.Pytester) -> None:

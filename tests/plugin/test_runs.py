@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 from fake_api import FakeApi, kubeconfig
+from test_options import _one_error_line
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestDeprecationWarning")
 
@@ -38,13 +39,6 @@ def _run(pytester: pytest.Pytester, api: FakeApi, *args: str, kc: str | None = N
     pytester.makepyfile(test_checks=CHECKS)
     return pytester.runpytest_subprocess("--k8sdns-context=fake", f"--k8sdns-kubeconfig={path}",
                                          "-p", "no:cacheprovider", *args, "test_checks.py")
-
-
-def _one_error_line(result: pytest.RunResult) -> str:
-    lines = [ln for ln in result.stderr.lines if ln.startswith("ERROR:")]
-    assert len(lines) == 1, result.stdout.str() + result.stderr.str()
-    assert "Traceback" not in result.stderr.str() + result.stdout.str()
-    return lines[0]
 
 
 def test_missing_permission_is_named_in_one_line(pytester: pytest.Pytester, api: FakeApi) -> None:
