@@ -24,9 +24,10 @@ from pathlib import Path
 
 from common import GLIBC_IMAGE, HERE, MUSL_IMAGE, median, warm_cluster
 
-from pytest_k8sdns import pods, probes
+from pytest_k8sdns.kube import pods
+from pytest_k8sdns.probe import pods as probes
 from pytest_k8sdns.probe.build import PYTHON_ARGV
-from pytest_k8sdns.probes import ProbeSpec
+from pytest_k8sdns.probe.pods import ProbeSpec
 
 NAME = "kubernetes.default.svc.cluster.local."  # absolute: no search list, one cached answer per family
 COMPILERS = {"glibc": ["gcc", "-O2"], "musl": ["musl-gcc", "-O2", "-static"]}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_k8sdns import stats
-from pytest_k8sdns.checks import expect
-from pytest_k8sdns.probes import LIBCS
-from pytest_k8sdns.report import cdf_png
+from pytest_k8sdns.evidence import stats
+from pytest_k8sdns.verdict.expect import expect
+from pytest_k8sdns.probe.pods import LIBCS
+from pytest_k8sdns.report.plots import cdf_png
 
 
 def _names(domain: str, namespace: str) -> list[str]:

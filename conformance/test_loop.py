@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_k8sdns import corefile, resolver
-from pytest_k8sdns.checks import expect
+from pytest_k8sdns.dns import corefile
+from pytest_k8sdns.dns import resolver
+from pytest_k8sdns.verdict.expect import expect
 
 pytestmark = pytest.mark.k8sdns_check(13)
 

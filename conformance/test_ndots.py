@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_k8sdns import resolver
-from pytest_k8sdns.checks import expect
-from pytest_k8sdns.coredns import NODELOCAL_IP
-from pytest_k8sdns.probes import LIBCS
+from pytest_k8sdns.dns import resolver
+from pytest_k8sdns.verdict.expect import expect
+from pytest_k8sdns.dns.coredns import NODELOCAL_IP
+from pytest_k8sdns.probe.pods import LIBCS
 
 #: short, dotted, dotted-but-divergent (exists only under a search domain), external, absolute
 NAMES = ["web", "kubernetes.default", "web.{ns}.svc", "{external}", "kubernetes.default.svc.{domain}."]

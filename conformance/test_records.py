@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from pytest_k8sdns.checks import expect
-from pytest_k8sdns.probes import LIBCS
+from pytest_k8sdns.verdict.expect import expect
+from pytest_k8sdns.probe.pods import LIBCS
 
 pytestmark = pytest.mark.k8sdns_check(4)
 

@@ -7,16 +7,17 @@ from typing import Any
 
 import pytest
 
-from pytest_k8sdns import probes, records
-from pytest_k8sdns.cluster import Cluster
+from pytest_k8sdns.probe import pods as probes
+from pytest_k8sdns.dns import objects as records
+from pytest_k8sdns.kube.client import Cluster
 from pytest_k8sdns.config import Settings
-from pytest_k8sdns.coredns import CoreDNSInspector
+from pytest_k8sdns.dns.coredns import CoreDNSInspector
 from pytest_k8sdns.errors import K8sDnsError
 from pytest_k8sdns.faults import Faults
-from pytest_k8sdns.kind import UPSTREAM_NAMES
-from pytest_k8sdns.nodelocal import NodeLocalInspector, find_nodelocal
-from pytest_k8sdns.probes import LIBCS, ProbePod, ProbeSpec
-from pytest_k8sdns.resolver import parse_resolv_conf
+from pytest_k8sdns.kube.kind import UPSTREAM_NAMES
+from pytest_k8sdns.dns.nodelocal import NodeLocalInspector, find_nodelocal
+from pytest_k8sdns.probe.pods import LIBCS, ProbePod, ProbeSpec
+from pytest_k8sdns.dns.resolver import parse_resolv_conf
 from pytest_k8sdns.results import RESULTS_KEY, Results
 from pytest_k8sdns.session import RUN_KEY, Run
 

@@ -12,16 +12,17 @@ from typing import Any
 import pytest
 
 from pytest_k8sdns import config as cfg
-from pytest_k8sdns import verdict
+from pytest_k8sdns.verdict import certification
+from pytest_k8sdns.verdict.gate import Gate
 from pytest_k8sdns.errors import K8sDnsError
-from pytest_k8sdns.report import HtmlExtras
+from pytest_k8sdns.report.html import HtmlExtras
 from pytest_k8sdns.results import RESULTS_KEY, Results, write_document
 from pytest_k8sdns.session import RUN_KEY, Run
 
 pytest_plugins = ["pytest_k8sdns.fixtures"]
 
 SETTINGS_KEY = pytest.StashKey[cfg.Settings]()
-GATE_KEY = pytest.StashKey[verdict.Gate]()
+GATE_KEY = pytest.StashKey[Gate]()
 
 
 def _suite_dir() -> Path:
@@ -71,17 +72,17 @@ def pytest_configure(config: pytest.Config) -> None:
     gate = None
     try:
         if settings.baseline:
-            gate = verdict.Gate(settings)
+            gate = Gate(settings)
             config.stash[GATE_KEY] = gate
             config.pluginmanager.register(gate, "k8sdns-gate")
     except K8sDnsError as exc:
         raise pytest.UsageError(str(exc)) from None
     if settings.active and settings.profile == "certification":
-        problem = verdict.certification_usage_problem(config, _suite_dir())
+        problem = certification.certification_usage_problem(config, _suite_dir())
         if problem:
             raise pytest.UsageError(problem)
-        verdict.certification_defaults(config)
-        config.pluginmanager.register(verdict.Certification(lambda: _facts(config)), "k8sdns-certification")
+        certification.certification_defaults(config)
+        config.pluginmanager.register(certification.Certification(lambda: _facts(config)), "k8sdns-certification")
     results = Results()
     config.stash[RESULTS_KEY] = results
     config.pluginmanager.register(results, "k8sdns-results")
@@ -105,7 +106,7 @@ def _refuse_what_xdist_cannot_share(config: pytest.Config, settings: cfg.Setting
     if settings.kind:
         raise pytest.UsageError(
             "--k8sdns-kind makes one cluster per pytest session and xdist runs a session per worker; make the "
-            "cluster once (python -m pytest_k8sdns.kind up) and pass its --k8sdns-context, or use -n 0")
+            "cluster once (python -m pytest_k8sdns.devcluster up) and pass its --k8sdns-context, or use -n 0")
     if settings.namespace:
         raise pytest.UsageError(
             f"--k8sdns-namespace={settings.namespace} holds one run at a time and xdist runs one per worker; use -n 0, "

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from pytest_k8sdns import __version__
-from pytest_k8sdns.baseline import check_id
 from pytest_k8sdns.errors import ConfigError
+from pytest_k8sdns.verdict.baseline import check_id, compare
 
 RESULTS_KEY = pytest.StashKey["Results"]()
 SCHEMA_VERSION = 1
@@ -199,14 +199,12 @@ def _validate_cmd(files: list[str]) -> int:
 
 
 def _compare_cmd(before: str, after: str, max_p99_growth: float, p99_floor_ms: float) -> int:
-    from pytest_k8sdns import baseline
-
     try:
         old, new = load(before, "BEFORE"), load(after, "AFTER")
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    comparison = baseline.compare(old, new, max_p99_growth, p99_floor_ms)
+    comparison = compare(old, new, max_p99_growth, p99_floor_ms)
     print("\n".join(comparison.lines(before)))
     return 0 if comparison.ok else 1
 

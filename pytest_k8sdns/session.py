@@ -17,12 +17,14 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from pytest_k8sdns import pods, probes, rbac
-from pytest_k8sdns.cluster import Cluster, NodeFacts, status_message
+from pytest_k8sdns.kube import pods
+from pytest_k8sdns.probe import pods as probes
+from pytest_k8sdns.kube import rbac
+from pytest_k8sdns.kube.client import Cluster, NodeFacts, status_message
 from pytest_k8sdns.config import Settings
 from pytest_k8sdns.errors import ClusterError, K8sDnsError
-from pytest_k8sdns.kind import KindCluster, point_coredns_at, wait_deployment, wait_nodes_ready
-from pytest_k8sdns.nodelocal import deploy_nodelocal, find_nodelocal
+from pytest_k8sdns.kube.kind import KindCluster, point_coredns_at, wait_deployment, wait_nodes_ready
+from pytest_k8sdns.dns.nodelocal import deploy_nodelocal, find_nodelocal
 
 RUN_KEY = pytest.StashKey["Run"]()
 

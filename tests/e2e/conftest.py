@@ -19,7 +19,7 @@ from test_kind_session import (
 )
 
 from pytest_k8sdns.config import Settings
-from pytest_k8sdns.kind import docker_leftovers
+from pytest_k8sdns.kube.kind import docker_leftovers
 from pytest_k8sdns.plugin import _suite_dir
 from pytest_k8sdns.session import Run, new_run_id
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_k8sdns.kind import wait_deployment
-from pytest_k8sdns.probes import LIBCS
+from pytest_k8sdns.kube.kind import wait_deployment
+from pytest_k8sdns.probe.pods import LIBCS
 
 
 def test_two_nodes_ready_and_coredns_ready(k8sdns_cluster, coredns):
@@ -47,7 +47,7 @@ def test_new_service_resolves_to_its_cluster_ip(probe_pods, k8sdns_cluster, k8sd
 def test_unpullable_image_names_image_and_option(k8sdns_run):
     from pytest_k8sdns import probes
     from pytest_k8sdns.errors import PodError
-    from pytest_k8sdns.probes import ProbeSpec
+    from pytest_k8sdns.probe.pods import ProbeSpec
 
     image = "k8sdns/no-such-image:0"
     spec = ProbeSpec(key="badimage", libc="musl", image=image)
@@ -61,7 +61,7 @@ def test_unpullable_image_names_image_and_option(k8sdns_run):
 def test_timeout_says_what_it_saw(k8sdns_run):
     from pytest_k8sdns import pods, probes
     from pytest_k8sdns.errors import WaitTimeout
-    from pytest_k8sdns.probes import ProbeSpec
+    from pytest_k8sdns.probe.pods import ProbeSpec
 
     spec = ProbeSpec(key="nowhere", libc="glibc", image=k8sdns_run.settings.glibc_image)
     doc = probes.manifest(spec, k8sdns_run.run_id)
@@ -77,7 +77,7 @@ def test_forbidden_names_verb_resource_namespace(k8sdns_run):
     """An identity with no rights gets a Forbidden line naming what it tried."""
     from kubernetes import client
 
-    from pytest_k8sdns.cluster import Cluster
+    from pytest_k8sdns.kube.client import Cluster
     from pytest_k8sdns.errors import ClusterError
 
     ns = k8sdns_run.namespace

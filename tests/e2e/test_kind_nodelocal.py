@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pytest_k8sdns.config import DEFAULT_NODELOCAL_IMAGE
-from pytest_k8sdns.kind import docker_leftovers, kind_env_ok
+from pytest_k8sdns.kube.kind import docker_leftovers, kind_env_ok
 from pytest_k8sdns.plugin import _suite_dir
 
 NODE_IMAGE = os.environ.get("K8SDNS_NODE_IMAGE", "k8sdns/kind-node:latest")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_k8sdns.kind import docker_leftovers, kind_env_ok
+from pytest_k8sdns.kube.kind import docker_leftovers, kind_env_ok
 
 NODE_IMAGE = os.environ.get("K8SDNS_NODE_IMAGE", "k8sdns/kind-node:latest")
 GLIBC_IMAGE = os.environ.get("K8SDNS_GLIBC_IMAGE", "k8sdns/probe-glibc:py3.11-bookworm")

@@ -15,7 +15,7 @@ import yaml
 from kubernetes import client, utils
 from test_kind_session import GLIBC_IMAGE, MUSL_IMAGE
 
-from pytest_k8sdns.kind import fixture_path
+from pytest_k8sdns.files import fixture_path
 from pytest_k8sdns.plugin import _suite_dir
 from pytest_k8sdns.session import Run
 

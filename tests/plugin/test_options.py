@@ -159,3 +159,22 @@ def test_bad_namespace_option(pytester: pytest.Pytester, args: list[str], needle
     result = pytester.runpytest_subprocess(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert _one_error_line(result) == f"ERROR: {needle}"
+
+
+def test_user_run_outside_the_repo_prints_no_dependency_warning(tmp_path) -> None:
+    """A user's run in a directory of their own (no ini of this repo): the plugin loads by its entry
+    point and neither it nor any of its dependencies warns (pytest-asyncio used to, about
+    asyncio_default_fixture_loop_scope, though nothing imported it)."""
+    import re
+    import subprocess
+    import sys
+
+    (tmp_path / "test_user.py").write_text("def test_one():\n    pass\n")
+    for argv in (["--co", "-q"], ["-q"], ["--help"]):
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-W", "error", "-p", "no:cacheprovider", *argv],
+                              cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out
+        assert "k8sdns" in out or argv != ["--help"]
+        warned = [line for line in out.splitlines() if re.search(r"\b\w*Warning\b: ", line)]
+        assert not warned, out

@@ -80,7 +80,7 @@ CERTIFIED = textwrap.dedent("""\
 def test_certification_turns_skips_into_failures(pytester: pytest.Pytester, nodelocal: str, outcomes: dict) -> None:
     """Only NodeLocal's checks may skip, and only when the cluster has none."""
     pytester.makeconftest(textwrap.dedent(f"""\
-        from pytest_k8sdns.verdict import Certification
+        from pytest_k8sdns.verdict.certification import Certification
 
         def pytest_configure(config):
             config.pluginmanager.register(Certification(lambda: {{"nodelocal": {nodelocal!r}}}))

@@ -127,7 +127,7 @@ def test_xdist_workers_get_their_own_namespaces_and_one_results_file(pytester: p
 
 @pytest.mark.parametrize(("option", "needle"), [
     ("--k8sdns-kind", "--k8sdns-kind makes one cluster per pytest session and xdist runs a session per worker; "
-                      "make the cluster once (python -m pytest_k8sdns.kind up) and pass its --k8sdns-context, or use -n 0"),
+                      "make the cluster once (python -m pytest_k8sdns.devcluster up) and pass its --k8sdns-context, or use -n 0"),
     ("--k8sdns-namespace=work", "--k8sdns-namespace=work holds one run at a time and xdist runs one per worker; "
                                 "use -n 0, or drop --k8sdns-namespace so that each worker makes its own namespace"),
 ])

@@ -50,9 +50,9 @@ def recorder_resolv_conf(ndots: int = 5, extra_options: str = "") -> str:
 
 def expected_qnames(libc: str, resolv_conf: str, name: str, explicit: list[str]) -> list[str]:
     """The names `libc` asks, up to the first that exists; checked against the resolver model
-    (pytest_k8sdns.resolver.search_candidates) when that module is there."""
+    (pytest_k8sdns.dns.resolver.search_candidates) when that module is there."""
     try:
-        from pytest_k8sdns.resolver import search_candidates
+        from pytest_k8sdns.dns.resolver import search_candidates
     except ImportError:
         return explicit
     model = []

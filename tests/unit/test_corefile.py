@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_k8sdns.corefile import Finding, ServerBlock, analyse, is_placeholder, parse, split_key
+from pytest_k8sdns.dns.corefile import Finding, ServerBlock, analyse, is_placeholder, parse, split_key
 from pytest_k8sdns.errors import ConfigError
 
 CORE_FILES = Path(__file__).resolve().parents[2] / "fixtures" / "corefiles"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_k8sdns import kind as kind_module
+from pytest_k8sdns.kube import kind as kind_module
 from pytest_k8sdns.errors import ToolError
-from pytest_k8sdns.kind import KindCluster
+from pytest_k8sdns.kube.kind import KindCluster
 
 
 def _tool(bindir: Path, name: str, body: str) -> None:

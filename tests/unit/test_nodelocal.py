@@ -7,10 +7,10 @@ import types
 
 import pytest
 
-from pytest_k8sdns import corefile
+from pytest_k8sdns.dns import corefile
 from pytest_k8sdns.config import DEFAULT_NODELOCAL_IMAGE, resolve
 from pytest_k8sdns.errors import ClusterError, ConfigError
-from pytest_k8sdns.nodelocal import (
+from pytest_k8sdns.dns.nodelocal import (
     NODELOCAL_LABEL,
     _template,
     denial_ttl,

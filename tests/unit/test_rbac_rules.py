@@ -10,13 +10,13 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 import pytest_k8sdns
-from pytest_k8sdns import rbac
-from pytest_k8sdns.cluster import api_errors
+from pytest_k8sdns.kube import rbac
+from pytest_k8sdns.kube.client import api_errors
 from pytest_k8sdns.errors import ClusterError
 
 PACKAGE = Path(pytest_k8sdns.__file__).parent
 #: Modules that only act on kind clusters the plugin created (they refuse any other cluster).
-CREATED_ONLY_MODULES = {"kind.py", "faults.py"}
+CREATED_ONLY_MODULES = ("kube/kind.py", "faults/")
 #: Calls outside those modules that only run on created clusters (deploying NodeLocal, preparing
 #: kind), or that are optional and fall back when refused.
 CREATED_ONLY_CALLS = {("create", "configmaps"), ("create", "daemonsets"), ("get", "deployments"),
@@ -30,8 +30,8 @@ def _granted() -> set[tuple[str, str]]:
 
 def test_every_call_the_suite_makes_is_granted() -> None:
     used: dict[tuple[str, str], list[str]] = {}
-    for path in sorted(PACKAGE.glob("*.py")):
-        if path.name in CREATED_ONLY_MODULES:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.relative_to(PACKAGE).as_posix().startswith(CREATED_ONLY_MODULES):
             continue
         for verb, resource, namespace in CALL.findall(path.read_text()):
             key = (verb, resource) if namespace.strip() != "None" or (verb, resource) != ("list", "services") \

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_k8sdns.errors import ConfigError
-from pytest_k8sdns.resolver import (
+from pytest_k8sdns.dns.resolver import (
     ResolvConf,
     divergences,
     expected_queries,

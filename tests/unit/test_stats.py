@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 from pytest_k8sdns.errors import ConfigError
-from pytest_k8sdns.stats import (
+from pytest_k8sdns.evidence.stats import (
     LatencySummary,
     Sample,
     histogram,

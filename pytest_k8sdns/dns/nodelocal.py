@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from pytest_k8sdns import corefile, pods
-from pytest_k8sdns.cluster import MANAGED_BY, Cluster
-from pytest_k8sdns.coredns import NODELOCAL_IP
+from pytest_k8sdns.dns import corefile
+from pytest_k8sdns.kube import pods
+from pytest_k8sdns.kube.client import MANAGED_BY, Cluster
+from pytest_k8sdns.dns.coredns import NODELOCAL_IP
 from pytest_k8sdns.errors import ClusterError, PodError, WaitTimeout
+from pytest_k8sdns.files import fixture_path
 
 if TYPE_CHECKING:
-    from pytest_k8sdns.probes import ProbePod
+    from pytest_k8sdns.probe.pods import ProbePod
 
 #: How upstream's nodelocaldns.yaml labels the DaemonSet's pods.
 NODELOCAL_LABEL = "k8s-app=node-local-dns"
@@ -214,8 +216,6 @@ def render_nodelocal(template: str, *, image: str, local_ip: str, dns_server: st
 
 
 def _template() -> str:
-    from pytest_k8sdns.kind import fixture_path
-
     return fixture_path("nodelocaldns.yaml").read_text(encoding="utf-8")
 
 
@@ -277,7 +277,7 @@ def deploy_nodelocal(cluster: Cluster, image: str, local_ip: str = NODELOCAL_IP,
     existing = _read(cluster, "daemonsets", NODELOCAL_NAME)
     if existing is not None:
         raise ClusterError(f"daemonset {NODELOCAL_NAMESPACE}/{NODELOCAL_NAME} already exists; "
-                           f"remove it first (pytest_k8sdns.nodelocal.remove_nodelocal)")
+                           f"remove it first (pytest_k8sdns.dns.nodelocal.remove_nodelocal)")
     mode = _kube_proxy_mode(cluster)
     if mode != "iptables":
         raise ClusterError(f"kube-proxy runs in {mode} mode; this NodeLocal deployment binds the kube-dns ClusterIP, "

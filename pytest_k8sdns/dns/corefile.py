@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from .errors import ConfigError
-from .resolver import is_loopback, nameservers_of
+from pytest_k8sdns.errors import ConfigError
+from pytest_k8sdns.dns.resolver import is_loopback, nameservers_of
 
 ERROR = "error"
 WARNING = "warning"

@@ -1,5 +1,5 @@
-"""A run's verdict beyond single checks: the certification profile's rules and the upgrade gate,
-as small pytest plugins over the results (results.py) and the comparison logic (baseline.py)."""
+"""The certification profile: which command lines may certify, its defaults, and the pytest plugin
+that turns skips into failures."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_k8sdns import baseline, results
-from pytest_k8sdns.config import CERTIFICATION_HTML, Settings
+from pytest_k8sdns.config import CERTIFICATION_HTML
 
 #: NodeLocal DNSCache is check 14; certification lets its checks skip only where none is deployed
 NODELOCAL_CHECK = 14
@@ -61,29 +60,3 @@ class Certification:
         report.outcome = "failed"
         report.longrepr = f"the certification profile refuses skips: {reason}"
         return report
-
-
-class Gate:
-    """The upgrade gate of --k8sdns-baseline: this run against an earlier results file."""
-
-    def __init__(self, settings: Settings) -> None:
-        assert settings.baseline is not None
-        self.source = settings.baseline
-        self.max_p99_growth = settings.max_p99_growth
-        self.p99_floor_ms = settings.p99_floor_ms
-        self.before: dict[str, Any] = results.load(settings.baseline, "--k8sdns-baseline")
-        self.comparison: baseline.Comparison | None = None
-
-    def judge(self, doc: dict[str, Any]) -> bool:
-        """Compare, add the gate's section to the results document, and say whether it passed."""
-        self.comparison = baseline.compare(self.before, doc, self.max_p99_growth, self.p99_floor_ms)
-        doc["baseline"] = self.comparison.as_dict(self.source)
-        return self.comparison.ok
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.comparison is None:
-            return
-        ok = self.comparison.ok
-        terminalreporter.section("k8sdns upgrade gate", sep="=", green=ok, red=not ok, bold=True)
-        for line in self.comparison.lines(self.source):
-            terminalreporter.line(line, red=not ok and line.startswith("  "))

@@ -7,7 +7,7 @@ import html
 import re
 from typing import Any
 
-from pytest_k8sdns.baseline import Comparison, by_check, check_id
+from pytest_k8sdns.verdict.baseline import Comparison, by_check, check_id
 
 LIBCS = ("glibc", "musl")
 _E = html.escape

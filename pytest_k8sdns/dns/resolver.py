@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
-from .errors import ConfigError
+from pytest_k8sdns.errors import ConfigError
 
 LIBCS = ("glibc", "musl")
 

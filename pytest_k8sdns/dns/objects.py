@@ -8,10 +8,10 @@ from typing import Any
 
 from kubernetes.client import DiscoveryV1Api
 
-from pytest_k8sdns import probes
-from pytest_k8sdns.cluster import MANAGED_BY, Cluster
+from pytest_k8sdns.probe import pods as probes
+from pytest_k8sdns.kube.client import MANAGED_BY, Cluster
 from pytest_k8sdns.errors import WaitTimeout
-from pytest_k8sdns.probes import ProbeSpec
+from pytest_k8sdns.probe.pods import ProbeSpec
 
 #: A named port, so the Service has an SRV record _http._tcp.<svc>.
 PORT = {"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 from kubernetes.client import DiscoveryV1Api
 from kubernetes.client.exceptions import ApiException
 
-from pytest_k8sdns.cluster import MANAGED_BY, Cluster
+from pytest_k8sdns.kube.client import MANAGED_BY, Cluster
 from pytest_k8sdns.errors import ClusterError, WaitTimeout
-from pytest_k8sdns.kind import KindCluster, run_tool, wait_deployment
-from pytest_k8sdns.nodelocal import (
+from pytest_k8sdns.kube.kind import KindCluster, run_tool, wait_deployment
+from pytest_k8sdns.dns.nodelocal import (
     NODELOCAL_LABEL,
     NODELOCAL_NAME,
     NODELOCAL_NAMESPACE,
@@ -402,7 +402,7 @@ class Faults:
             for node, text in saved.items():
                 self._node_exec(node, "sh", "-c", "cat > /etc/resolv.conf", stdin=text)
 
-    # -- NodeLocal DNSCache (pytest_k8sdns.nodelocal.deploy_nodelocal must have run) -------------
+    # -- NodeLocal DNSCache (pytest_k8sdns.dns.nodelocal.deploy_nodelocal must have run) -------------
     def _restart_nodelocal(self) -> None:
 
         c = self.cluster

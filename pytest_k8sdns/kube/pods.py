@@ -11,7 +11,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
-from pytest_k8sdns.cluster import MANAGED_BY, Cluster
+from pytest_k8sdns.kube.client import MANAGED_BY, Cluster
 from pytest_k8sdns.errors import ClusterError, PodError, WaitTimeout
 
 #: Container states that will not fix themselves, with the option that overrides the image.

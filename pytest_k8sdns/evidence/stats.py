@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .errors import ConfigError
+from pytest_k8sdns.errors import ConfigError
 
 # A lost UDP packet costs one client timeout before the retry: glibc waits the full
 # `timeout` (5 s); musl resends every timeout/attempts = 5/2 = 2.5 s (REFERENCE.md section 1).

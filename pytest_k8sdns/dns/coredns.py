@@ -8,8 +8,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from pytest_k8sdns import pods
-from pytest_k8sdns.cluster import Cluster
+from pytest_k8sdns.kube import pods
+from pytest_k8sdns.kube.client import Cluster
 from pytest_k8sdns.errors import ClusterError
 
 NODELOCAL_IP = "169.254.20.10"

@@ -11,8 +11,9 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from pytest_k8sdns.cluster import Cluster
+from pytest_k8sdns.kube.client import Cluster
 from pytest_k8sdns.errors import ClusterError
+from pytest_k8sdns.files import fixture_path
 
 #: The namespace fixtures/rbac.yaml creates; its Role stands for whatever namespace the run uses.
 RBAC_NAMESPACE = "k8sdns"
@@ -44,8 +45,6 @@ class Permission:
 
 @functools.cache
 def _documents() -> tuple[dict[str, Any], ...]:
-    from pytest_k8sdns.kind import fixture_path
-
     with open(fixture_path("rbac.yaml"), encoding="utf-8") as f:
         return tuple(d for d in yaml.safe_load_all(f) if d)
 

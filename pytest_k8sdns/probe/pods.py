@@ -11,10 +11,10 @@ from typing import Any
 
 import yaml
 
-from pytest_k8sdns import pods
-from pytest_k8sdns.cluster import Cluster
+from pytest_k8sdns.kube import pods
+from pytest_k8sdns.kube.client import Cluster
 from pytest_k8sdns.errors import K8sDnsError, PodError
-from pytest_k8sdns.kind import fixture_path
+from pytest_k8sdns.files import fixture_path
 from pytest_k8sdns.probe import build, schema
 
 LIBCS = ("glibc", "musl")

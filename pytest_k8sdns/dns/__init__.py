@@ -1,0 +1,2 @@
+"""DNS knowledge: resolv.conf and libc search rules, Corefiles, the cluster DNS and NodeLocal DNSCache,
+and the objects whose records the suite checks."""

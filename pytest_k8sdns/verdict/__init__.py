@@ -1,0 +1,1 @@
+"""Verdicts: a check's `expect`, the certification profile, and the upgrade gate."""
