@@ -15,6 +15,11 @@ class ClusterError(K8sDnsError):
     """The cluster cannot be reached or used: unknown context, API down, Forbidden."""
 
 
+class NotFound(ClusterError):
+    """The API answered 404: the object (or its namespace) does not exist. Callers to whom absence
+    is an answer catch this; to anyone else it is a one-line error naming the object."""
+
+
 class ToolError(K8sDnsError):
     """An external command (kind, docker) failed or is missing."""
 

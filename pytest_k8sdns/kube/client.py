@@ -17,7 +17,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from pytest_k8sdns.errors import ClusterError, ConfigError
+from pytest_k8sdns.errors import ClusterError, ConfigError, NotFound
 
 #: Label on everything the plugin creates, so leftovers can be found and removed.
 MANAGED_BY = {"app.kubernetes.io/managed-by": "pytest-k8sdns"}
@@ -44,8 +44,9 @@ def default_kubeconfig() -> str:
 
 
 @contextlib.contextmanager
-def api_errors(verb: str, resource: str, namespace: str | None, server: str) -> Iterator[None]:
-    """Turn API failures into one-line ClusterErrors that name the request and the fix."""
+def api_errors(verb: str, resource: str, namespace: str | None, server: str, name: str | None = None) -> Iterator[None]:
+    """Turn API failures into one-line ClusterErrors that name the request and the fix; a 404 is
+    NotFound, which callers to whom absence is an answer catch."""
     __tracebackhide__ = True
     where = f"in namespace {namespace}" if namespace else "cluster-wide"
     try:
@@ -69,6 +70,9 @@ def api_errors(verb: str, resource: str, namespace: str | None, server: str) -> 
                 f"Forbidden: cannot {verb} {resource} {where} on {server}; grant it to this "
                 f"identity (fixtures/rbac.yaml lists what the suite needs)"
             ) from None
+        if exc.status == 404:
+            what = f"{resource} {name}" if name else resource
+            raise NotFound(f"{what} not found {where} on {server}: {detail or 'not found'}") from None
         if exc.status == 401:
             raise ClusterError(
                 f"Unauthorized at {server}: the kubeconfig's credentials were refused; "
@@ -147,10 +151,12 @@ class Cluster:
         return cls(api_client, chosen, path, created=created)
 
     def call(self, verb: str, resource: str, namespace: str | None, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call an API method, with failures reported as one line naming verb/resource/namespace."""
+        """Call an API method, with failures reported as one line naming verb/resource/namespace
+        (a 404 raises NotFound, naming the object when the first argument is its name)."""
         __tracebackhide__ = True
         kwargs.setdefault("_request_timeout", 30)
-        with api_errors(verb, resource, namespace, self.server):
+        name = args[0] if args and isinstance(args[0], str) and verb != "list" and args[0] != namespace else None
+        with api_errors(verb, resource, namespace, self.server, name):
             return fn(*args, **kwargs)
 
     def server_version(self) -> str:
