@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_k8sdns.dns import resolver
+from pytest_k8sdns.evidence.measure import Q
 from pytest_k8sdns.verdict.expect import expect
 from pytest_k8sdns.dns.coredns import NODELOCAL_IP
 from pytest_k8sdns.probe.pods import LIBCS
@@ -68,7 +69,8 @@ def test_queries_per_lookup(record_pods, coredns, k8sdns_namespace, cluster_doma
     k8sdns_record.table(f"{libc} ndots:{ndots} queries per lookup",
                         ["name", "queries", "names sent", "names predicted", "outcome"], rows)
     for row in rows:
-        k8sdns_record(f"queries[{row[0]}]", row[1])
+        k8sdns_record(f"queries[{row[0]}]", row[1], quantity=Q.QUERIES_PER_LOOKUP,
+                      entity={"libc": libc, "ndots": ndots, "name": row[0]})
     k8sdns_record("divergences", resolver.divergences(text, names))
     expect(not wrong, f"{libc} queries per lookup under ndots:{ndots}", "the libc's search rules",
            "; ".join(wrong), f"this {libc} does not follow its documented search-list behaviour")

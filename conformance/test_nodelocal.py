@@ -6,7 +6,7 @@ import pytest
 
 from pytest_k8sdns.dns import corefile
 from pytest_k8sdns.dns import nodelocal
-from pytest_k8sdns.evidence import stats
+from pytest_k8sdns.evidence import nodelocal as evidence
 from pytest_k8sdns.verdict.expect import expect
 
 pytestmark = pytest.mark.k8sdns_check(14)
@@ -24,11 +24,6 @@ def cache(nodelocal, k8sdns_settings):
     return nodelocal
 
 
-def _metric(body: str, name: str, **labels: str) -> float:
-    return sum(s.value for s in stats.parse_prometheus(body).get(name, [])
-               if all(s.labels.get(k) == v for k, v in labels.items()))
-
-
 def test_daemonset_on_every_node(cache, k8sdns_run, k8sdns_record):
     nodes = {n.name for n in k8sdns_run.nodes}
     ready = {p.node for p in cache.pods() if p.ready}
@@ -41,31 +36,23 @@ def test_daemonset_on_every_node(cache, k8sdns_run, k8sdns_record):
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
 def test_answers_on_every_node(cache, node_probe_pods, cluster_domain, k8sdns_record, tcp):
     name = f"kubernetes.default.svc.{cluster_domain}"
-    rows, bad = [], []
-    for node, pod in sorted(node_probe_pods.items()):
-        reply = pod.query(cache.local_ip, name, rdtype="A", tcp=tcp, timeout=2.0).replies[0]
-        rows.append([node, reply.rcode or reply.error, round(reply.latency_ns / 1e6, 3)])
-        k8sdns_record(f"rcode[{node}]", reply.rcode or reply.error)
-        k8sdns_record(f"latency_ms[{node}]", round(reply.latency_ns / 1e6, 3), "ms")
-        if reply.rcode != "NOERROR" or not reply.addresses():
-            bad.append(f"{node}: {reply.rcode or reply.error}")
-    k8sdns_record.table(f"{cache.local_ip}:53 over {'TCP' if tcp else 'UDP'}", ["node", "rcode", "ms"], rows)
+    answers = [evidence.answer(pod, cache.local_ip, name, tcp=tcp) for _, pod in sorted(node_probe_pods.items())]
+    for a in answers:
+        k8sdns_record.add(*a.measurements())
+    k8sdns_record.table(f"{cache.local_ip}:53 over {'TCP' if tcp else 'UDP'}", ["node", "rcode", "ms"],
+                        [[a.node, a.rcode, a.latency_ms] for a in answers])
+    bad = [f"{a.node}: {a.rcode}" for a in answers if not a.ok]
     expect(not bad, f"NodeLocal answers at {cache.local_ip}:53/{'tcp' if tcp else 'udp'}", "NOERROR on every node",
            "; ".join(bad), "the cache on those nodes is down or its nodelocaldns interface/iptables rules are missing")
 
 
 def test_health_and_setup_errors(cache, node_probe_pods, k8sdns_record):
-    rows, bad = [], []
-    for node, pod in sorted(node_probe_pods.items()):
-        health, _ = pod.http_status(f"http://{cache.local_ip}:8080/health", timeout_s=3)
-        status, setup = pod.http_status(f"http://{cache.local_ip}:9353/metrics", timeout_s=3)
-        errors = _metric(setup, "coredns_nodecache_setup_errors_total") if status == 200 else f"metrics {status}"
-        rows.append([node, health, errors])
-        k8sdns_record(f"health[{node}]", health)
-        k8sdns_record(f"setup_errors[{node}]", errors)
-        if health != 200 or errors:
-            bad.append(f"{node}: health {health}, setup errors {errors}")
-    k8sdns_record.table("NodeLocal health", ["node", "/health", "setup errors"], rows)
+    seen = [evidence.health(pod, cache.local_ip) for _, pod in sorted(node_probe_pods.items())]
+    for h in seen:
+        k8sdns_record.add(*h.measurements())
+    k8sdns_record.table("NodeLocal health", ["node", "/health", "setup errors"],
+                        [[h.node, h.health, h.setup_errors] for h in seen])
+    bad = [f"{h.node}: health {h.health}, setup errors {h.setup_errors}" for h in seen if not h.ok]
     expect(not bad, "NodeLocal /health and coredns_nodecache_setup_errors_total", "200 and 0 on every node",
            "; ".join(bad), "node-cache could not set up its interface or iptables rules: read its log")
 
@@ -73,21 +60,13 @@ def test_health_and_setup_errors(cache, node_probe_pods, k8sdns_record):
 def test_caches(cache, node_probe_pods, cluster_domain, k8sdns_record):
     """A repeated query raises coredns_cache_hits_total on every node's cache."""
     name = f"kubernetes.default.svc.{cluster_domain}"
-    rows, bad = [], []
-    for node, pod in sorted(node_probe_pods.items()):
-        status, before = pod.http_status(f"http://{cache.local_ip}:9253/metrics", timeout_s=3)
-        if status != 200:
-            rows.append([node, status])
-            bad.append(f"{node}: cache metrics {status}")
-            continue
-        pod.query(cache.local_ip, name, rdtype="A", count=3)
-        _, after = pod.http_status(f"http://{cache.local_ip}:9253/metrics", timeout_s=3)
-        hits = _metric(after, "coredns_cache_hits_total") - _metric(before, "coredns_cache_hits_total")
-        rows.append([node, hits])
-        k8sdns_record(f"new_hits[{node}]", hits)
-        if hits < 1:
-            bad.append(f"{node}: {hits:g} new cache hits")
-    k8sdns_record.table("cache hits after 3 identical queries", ["node", "new hits"], rows)
+    seen = [evidence.cache_hits(pod, cache.local_ip, name) for _, pod in sorted(node_probe_pods.items())]
+    for c in seen:
+        k8sdns_record.add(*c.measurements())
+    k8sdns_record.table("cache hits after 3 identical queries", ["node", "new hits"],
+                        [[c.node, c.unreadable if c.new_hits is None else c.new_hits] for c in seen])
+    bad = [f"{c.node}: cache metrics {c.unreadable}" if c.new_hits is None else f"{c.node}: {c.new_hits:g} new cache hits"
+           for c in seen if c.new_hits is None or c.new_hits < 1]
     expect(not bad, "NodeLocal cache hits", ">= 1 per node", "; ".join(bad), "the cache plugin is missing from its Corefile")
 
 
@@ -115,9 +94,10 @@ def test_new_service_visible_within_denial_ttl(cache, node_probe_pods, k8sdns_cl
                         [[v.node, v.primed, v.negative_ttl, v.last_miss, v.seconds, v.since_prime, v.polls]
                          for v in seen])
     for v in seen:
-        k8sdns_record(f"visible_s[{v.node}]", v.seconds, "s")
-        k8sdns_record(f"last_miss_s[{v.node}]", v.last_miss, "s")
-        k8sdns_record(f"negative_ttl_s[{v.node}]", v.negative_ttl, "s")
+        node = {"node": v.node}
+        k8sdns_record(f"visible_s[{v.node}]", v.seconds, "s", quantity="nodelocal.new_service_visible", entity=node)
+        k8sdns_record(f"last_miss_s[{v.node}]", v.last_miss, "s", quantity="nodelocal.new_service_last_miss", entity=node)
+        k8sdns_record(f"negative_ttl_s[{v.node}]", v.negative_ttl, "s", quantity="nodelocal.negative_ttl", entity=node)
     # a poll is an exec into the pod: the query went out somewhere inside it, so only a miss that
     # began after the bound proves the Service was still invisible then
     late = [f"{v.node}: {'not within 30 s' if v.seconds is None else f'still NXDOMAIN at {v.last_miss:.1f} s'} "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,7 +18,8 @@ from pytest_k8sdns.kube.kind import UPSTREAM_NAMES
 from pytest_k8sdns.dns.nodelocal import NodeLocalInspector, find_nodelocal
 from pytest_k8sdns.probe.pods import LIBCS, ProbePod, ProbeSpec
 from pytest_k8sdns.dns.resolver import parse_resolv_conf
-from pytest_k8sdns.results import RESULTS_KEY, Results
+from pytest_k8sdns.evidence.recorder import Recorder
+from pytest_k8sdns.results import RESULTS_KEY
 from pytest_k8sdns.session import RUN_KEY, Run
 
 
@@ -167,31 +168,6 @@ def nodelocal(k8sdns_run: Run) -> NodeLocalInspector | None:
     found = find_nodelocal(k8sdns_run.cluster)
     k8sdns_run.facts["nodelocal"] = found.describe() if found else "absent"
     return found
-
-
-class Recorder:
-    """Keeps the current check's measurements, tables and plots for the report and results."""
-
-    def __init__(self, results: Results, nodeid: str, record_property: Callable[[str, Any], None] | None) -> None:
-        self._results = results
-        self._nodeid = nodeid
-        self._record_property = record_property
-
-    def __call__(self, name: str, value: Any, unit: str = "") -> None:
-        self._results.measure(self._nodeid, name, value, unit)
-        if self._record_property is not None:
-            self._record_property(name, value)
-
-    def series(self, name: str, values: Sequence[float], unit: str = "") -> None:
-        """Raw samples (e.g. every lookup's latency): in the results file and the report's plots,
-        not in JUnit or the measurement table."""
-        self._results.add_series(self._nodeid, name, values, unit)
-
-    def table(self, title: str, header: list[str], rows: list[list[Any]]) -> None:
-        self._results.table(self._nodeid, title, header, rows)
-
-    def plot(self, title: str, png: bytes) -> None:
-        self._results.plot(self._nodeid, title, png)
 
 
 @pytest.fixture()

@@ -19,6 +19,7 @@ import pytest
 
 from pytest_k8sdns import __version__
 from pytest_k8sdns.errors import ConfigError
+from pytest_k8sdns.evidence.measure import Entity, Measurement
 from pytest_k8sdns.verdict.baseline import check_id, compare
 
 RESULTS_KEY = pytest.StashKey["Results"]()
@@ -45,11 +46,21 @@ class Results:
         #: the finished document, once pytest_sessionfinish built it (the HTML summary reads it)
         self.final: dict[str, Any] | None = None
 
-    def measure(self, nodeid: str, name: str, value: Any, unit: str = "") -> None:
-        self.measurements.setdefault(nodeid, {})[name] = {"value": value, "unit": unit}
+    def measure(self, nodeid: str, name: str, value: Any, unit: str = "", *, quantity: str | None = None,
+                entity: Entity | None = None) -> None:
+        self.add(nodeid, Measurement(name, value, unit, quantity, entity or {}))
 
-    def add_series(self, nodeid: str, name: str, values: Sequence[float], unit: str = "") -> None:
-        self.series.setdefault(nodeid, {})[name] = {"unit": unit, "values": [float(v) for v in values]}
+    def add(self, nodeid: str, measurement: Measurement) -> None:
+        self.measurements.setdefault(nodeid, {})[measurement.name] = measurement.as_dict()
+
+    def add_series(self, nodeid: str, name: str, values: Sequence[float], unit: str = "", *,
+                   quantity: str | None = None, entity: Entity | None = None) -> None:
+        entry: dict[str, Any] = {"unit": unit, "values": [float(v) for v in values]}
+        if quantity:
+            entry["quantity"] = quantity
+        if entity:
+            entry["entity"] = dict(entity)
+        self.series.setdefault(nodeid, {})[name] = entry
 
     def table(self, nodeid: str, title: str, header: list[str], rows: list[list[Any]]) -> None:
         self.tables.setdefault(nodeid, []).append((title, header, rows))

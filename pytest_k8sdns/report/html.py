@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_k8sdns.evidence.measure import Q
 from pytest_k8sdns.report import summary
 from pytest_k8sdns.report.plots import cdf_png, png_img
 from pytest_k8sdns.results import Results
@@ -48,7 +49,7 @@ class HtmlExtras:
             extras.append(pytest_html.extras.html(html_table("measurements", ["name", "value", "unit"], rows)))
         for title, header, rows in self.results.tables.get(item.nodeid, []):
             extras.append(pytest_html.extras.html(html_table(title, header, rows)))
-        for title, png in self.results.plots.get(item.nodeid, []):
+        for title, png in [*self.results.plots.get(item.nodeid, []), *series_plots(self.results.series.get(item.nodeid, {}))]:
             # inline, not extras.png: pytest-html writes those to assets/ unless --self-contained-html
             extras.append(pytest_html.extras.html(f"<div class='k8sdns'><b>{html.escape(title)}</b><br/>"
                                                   f"{png_img(png, title)}</div>"))
@@ -67,6 +68,20 @@ class HtmlExtras:
         comparison = self.gate.comparison if self.gate else None
         before = self.gate.before if self.gate else None
         prefix.append(render_summary(doc, comparison, before))
+
+
+def _label(entity: dict[str, Any]) -> str:
+    return " ".join(str(entity[k]) for k in ("libc", "option", "node", "replica") if entity.get(k)) or "lookups"
+
+
+def series_plots(series: dict[str, dict[str, Any]]) -> list[tuple[str, bytes]]:
+    """A check's plots, drawn from the series it recorded: a latency CDF for every lookup-latency series."""
+    plots = []
+    for entry in series.values():
+        if entry.get("quantity") == Q.LOOKUP_LATENCY:
+            label = _label(entry.get("entity") or {})
+            plots.append((f"{label} lookup latency CDF", cdf_png({label: entry["values"]}, f"{label} getaddrinfo latency")))
+    return plots
 
 
 def render_summary(doc: dict[str, Any], comparison: Any = None, before: dict[str, Any] | None = None) -> str:

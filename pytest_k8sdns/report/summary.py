@@ -4,9 +4,10 @@ check's verdict and evidence, then the cluster facts, and the upgrade gate's bef
 from __future__ import annotations
 
 import html
-import re
 from typing import Any
 
+from pytest_k8sdns.evidence import measure
+from pytest_k8sdns.evidence.measure import Q
 from pytest_k8sdns.verdict.baseline import Comparison, by_check, check_id
 
 LIBCS = ("glibc", "musl")
@@ -53,22 +54,10 @@ def short(value: Any, limit: int = 140) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _check(doc: dict[str, Any] | None, name: str, **params: Any) -> dict[str, Any] | None:
-    for c in (doc or {}).get("checks", []):
-        if c.get("name") == name and all(c.get("params", {}).get(k) == v for k, v in params.items()):
-            return c
-    return None
-
-
-def _value(doc: dict[str, Any] | None, name: str, figure: str, **params: Any) -> Any:
-    c = _check(doc, name, **params)
-    return ((c or {}).get("measurements", {}).get(figure) or {}).get("value")
-
-
 def latency_series(doc: dict[str, Any], libc: str) -> list[float]:
-    """Every paced lookup's latency (ms) of the latency check of one libc; [] if not recorded."""
-    c = _check(doc, "test_lookup_latency", libc=libc)
-    return list(((c or {}).get("series", {}).get("latency_ms") or {}).get("values", []))
+    """Every paced lookup's latency (ms) of one libc's plain pods; [] if not recorded."""
+    hits = measure.find(doc, Q.LOOKUP_LATENCY, store="series", libc=libc, option=None)
+    return list(hits[0][2].get("values", [])) if hits else []
 
 
 def _num(value: Any) -> str:
@@ -77,16 +66,15 @@ def _num(value: Any) -> str:
     return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else short(value, 40)
 
 
-def _figure_rows(libc: str) -> list[tuple[str, str, str, dict[str, Any]]]:
-    """(label, test, figure, params) of the per-libc table."""
-    rows = [(f"{k} (ms)", "test_lookup_latency", f"{k}_ms", {"libc": libc}) for k in ("p50", "p90", "p99", "max")]
-    rows += [("lookups", "test_lookup_latency", "lookups", {"libc": libc}),
-             ("errors", "test_lookup_latency", "errors", {"libc": libc}),
-             ("retry signatures, paced", "test_lookup_latency", "retry_signatures", {"libc": libc}),
-             ("retry signatures, bursts", "test_retry_signature", "retry_signatures", {"variant": libc})]
+def _figure_rows(libc: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, quantity, entity) of the per-libc table."""
+    plain = {"libc": libc, "option": None}
+    rows = [(f"{k} (ms)", f"lookup.latency.{k}", plain) for k in ("p50", "p90", "p99", "max")]
+    rows += [("lookups", Q.LOOKUP_COUNT, plain), ("errors", Q.LOOKUP_ERRORS, plain),
+             ("retry signatures, paced", Q.LOOKUP_RETRIES, plain), ("retry signatures, bursts", Q.BURST_RETRIES, plain)]
     if libc == "glibc":
-        rows.append(("retry signatures, bursts with single-request-reopen", "test_retry_signature", "retry_signatures",
-                     {"variant": "glibc-single-request-reopen"}))
+        rows.append(("retry signatures, bursts with single-request-reopen", Q.BURST_RETRIES,
+                     {"libc": libc, "option": "single-request-reopen"}))
     return rows
 
 
@@ -95,28 +83,26 @@ def _libc_card(doc: dict[str, Any], libc: str, img: str, comparison: Comparison 
     regressed = {(r.check, r.figure) for r in comparison.regressions} if comparison else set()
     head = "<tr><th></th><th>now</th>" + ("<th>before</th><th>now / before</th>" if before is not None else "") + "</tr>"
     body = []
-    for label, test, figure, params in _figure_rows(libc):
-        now = _value(doc, test, figure, **params)
+    for label, quantity, entity in _figure_rows(libc):
+        hits = measure.find(doc, quantity, **entity)
+        now = hits[0][2].get("value") if hits else None
         cells = f"<td>{_E(label)}</td><td class='num'>{_num(now)}</td>"
         cls = ""
         if before is not None:
-            old = _value(before, test, figure, **params)
+            old = measure.value(before, quantity, **entity)
             ratio = (f"x{now / old:.2f}" if isinstance(now, (int, float)) and isinstance(old, (int, float)) and old
                      else "-")
             cells += f"<td class='num'>{_num(old)}</td><td class='num'>{ratio}</td>"
-            c = _check(doc, test, **params)
-            if c and (c["id"], figure) in regressed:
+            if hits and (hits[0][0]["id"], hits[0][1]) in regressed:
                 cls = " class='regressed'"
         body.append(f"<tr{cls}>{cells}</tr>")
     namespace = str(doc.get("cluster", {}).get("namespace") or "")
     queries: dict[str, dict[int, Any]] = {}
     for ndots in (5, 2):
-        c = _check(doc, "test_queries_per_lookup", libc=libc, ndots=ndots)
-        for key, m in ((c or {}).get("measurements") or {}).items():
-            match = re.fullmatch(r"queries\[(.*)\]", key)
-            if match:
-                name = match.group(1).replace(namespace, "<ns>") if namespace else match.group(1)
-                queries.setdefault(name, {})[ndots] = m.get("value")
+        for check, key, m in measure.find(doc, Q.QUERIES_PER_LOOKUP, libc=libc, ndots=ndots):
+            looked_up = str(measure.entity_of(check, m).get("name") or key.partition("[")[2].rstrip("]"))
+            name = looked_up.replace(namespace, "<ns>") if namespace else looked_up
+            queries.setdefault(name, {})[ndots] = m.get("value")
     qrows = "".join(f"<tr><td><code>{_E(name)}</code></td><td class='num'>{_num(v.get(5))}</td>"
                     f"<td class='num'>{_num(v.get(2))}</td></tr>" for name, v in queries.items())
     qtable = (f"<table><tr><th>queries per lookup (A+AAAA, search list)</th><th>ndots:5</th><th>ndots:2</th></tr>"

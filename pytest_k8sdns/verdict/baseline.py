@@ -12,10 +12,8 @@ from collections.abc import Iterable
 from pathlib import PurePosixPath
 from typing import Any
 
-#: figures shown before/after side by side; only P99 and RETRIES carry a rule
-SHOWN = ("p50_ms", "p90_ms", "p99_ms", "max_ms", "server_p50_ms", "server_p99_ms", "errors", "retry_signatures")
-P99 = ("p99_ms", "server_p99_ms")
-RETRIES = "retry_signatures"
+from pytest_k8sdns.evidence.measure import GROWTH_BOUNDED, MUST_NOT_GROW, SHOWN, quantity_of
+
 FAILING = ("failed", "error")
 
 
@@ -118,21 +116,23 @@ def compare(before: dict[str, Any], after: dict[str, Any], max_p99_growth: float
             regressions.append(Regression("now-failing", cid, f"passed before, {a['outcome']} now: {cid}: "
                                           f"{a.get('message', '')[:300]}", None, b["outcome"], a["outcome"]))
         bm, am = b.get("measurements", {}), a.get("measurements", {})
-        for name in SHOWN:
-            if name not in bm and name not in am:
-                continue
+        # which figures are compared, and by which rule, follows from what they measure (their
+        # quantity), not from their names or the check's
+        shown = {name: q for name in {**bm, **am}
+                 if (q := quantity_of(a if name in am else b, name, am.get(name) or bm[name])) in SHOWN}
+        for name in sorted(shown, key=lambda n: (SHOWN.index(shown[n]), n)):
             fig = Figure(cid, name, (am.get(name) or bm.get(name) or {}).get("unit", ""), _number(bm.get(name)),
                          _number(am.get(name)))
             figures.append(fig)
             if fig.before is None or fig.after is None:
                 continue
-            if name in P99:
+            if shown[name] in GROWTH_BOUNDED:
                 growth = max(fig.after, p99_floor_ms) / max(fig.before, p99_floor_ms)
                 if growth > max_p99_growth:
                     regressions.append(Regression(
                         "p99-growth", cid, f"p99 grew x{growth:.2f} (more than x{max_p99_growth:g}): {cid} {name} "
                         f"{_fmt(fig.before)} -> {_fmt(fig.after)} ms", name, fig.before, fig.after))
-            elif name == RETRIES and fig.after > fig.before:
+            elif shown[name] in MUST_NOT_GROW and fig.after > fig.before:
                 regressions.append(Regression(
                     "new-retry-signatures", cid, f"new retry signatures: {cid} {_fmt(fig.before)} -> "
                     f"{_fmt(fig.after)} lookups at the libc retry time", name, fig.before, fig.after))

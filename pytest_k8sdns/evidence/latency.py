@@ -1,0 +1,134 @@
+"""Latency evidence from probe results, in one unit: the probe times in ns, every figure here is ms
+(seconds only for the libc retry time, as the libcs document it)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from pytest_k8sdns.evidence import stats
+from pytest_k8sdns.evidence.measure import Entity, Measurement, Q
+from pytest_k8sdns.probe.schema import LookupResult
+
+
+def ms(ns: float | None) -> float | None:
+    """Nanoseconds as milliseconds, to the microsecond."""
+    return None if ns is None else round(ns / 1e6, 3)
+
+
+def _ms_of_s(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+@dataclasses.dataclass(frozen=True)
+class LookupLatency:
+    """Paced libc lookups of one pod: percentiles of the successful ones, errors, retry signatures."""
+
+    entity: Entity
+    count: int
+    errors: int
+    error_rate: float
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    mean_ms: float | None
+    retry_signatures: int  # successes at or past the libc's retry time, and failures that took it
+    rate_per_s: float
+    samples_ms: tuple[float, ...]
+    error_kinds: Mapping[int, str]
+
+    def measurements(self) -> list[Measurement]:
+        e = self.entity
+        return [
+            Measurement("p50_ms", self.p50_ms, "ms", Q.LOOKUP_P50, e),
+            Measurement("p90_ms", self.p90_ms, "ms", Q.LOOKUP_P90, e),
+            Measurement("p99_ms", self.p99_ms, "ms", Q.LOOKUP_P99, e),
+            Measurement("max_ms", self.max_ms, "ms", Q.LOOKUP_MAX, e),
+            Measurement("mean_ms", self.mean_ms, "ms", Q.LOOKUP_MEAN, e),
+            Measurement("lookups", self.count, "", Q.LOOKUP_COUNT, e),
+            Measurement("errors", self.errors, "", Q.LOOKUP_ERRORS, e),
+            Measurement("error_rate", round(self.error_rate, 5), "", Q.LOOKUP_ERROR_RATE, e),
+            Measurement("retry_signatures", self.retry_signatures, "", Q.LOOKUP_RETRIES, e),
+            Measurement("rate_per_s", round(self.rate_per_s, 1), "1/s", Q.LOOKUP_RATE, e),
+        ]
+
+
+def lookup_latency(result: LookupResult, libc: str) -> LookupLatency:
+    """The figures of a `lookup` run of a pod of this libc."""
+    ok = [r.latency_ns for r in result.rows if r.ok]
+    failed = [r for r in result.rows if not r.ok]
+    threshold_s = stats.retry_threshold(libc)
+    summary = stats.summarise(ok, len(failed), threshold_s)
+    retries = summary.retry_signatures + sum(1 for r in failed if r.latency_s >= threshold_s)
+    return LookupLatency(
+        entity={"libc": libc}, count=summary.count, errors=summary.errors, error_rate=summary.error_rate,
+        p50_ms=_ms_of_s(summary.p50), p90_ms=_ms_of_s(summary.p90), p99_ms=_ms_of_s(summary.p99),
+        max_ms=_ms_of_s(summary.max), mean_ms=_ms_of_s(summary.mean), retry_signatures=retries,
+        rate_per_s=result.totals.rate_per_s, samples_ms=tuple(ms(ns) or 0.0 for ns in ok),
+        error_kinds=dict(result.errors),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class BurstRetries:
+    """Bursts of parallel lookups of one pod: how many took the libc's retry time."""
+
+    entity: Entity
+    lookups: int
+    threshold_s: float
+    retry_signatures: int
+    max_ms: float | None
+
+    def measurements(self) -> list[Measurement]:
+        e = self.entity
+        return [
+            Measurement("lookups", self.lookups, "", Q.BURST_COUNT, e),
+            Measurement("retry_threshold_s", self.threshold_s, "s", Q.RETRY_THRESHOLD, e),
+            Measurement("retry_signatures", self.retry_signatures, "", Q.BURST_RETRIES, e),
+            Measurement("max_ms", self.max_ms, "ms", Q.BURST_MAX, e),
+        ]
+
+
+def burst_retries(result: LookupResult, libc: str, option: str | None = None) -> BurstRetries:
+    """The figures of a `burst` run; `option` names a resolver option the pod set (single-request-reopen)."""
+    threshold_s = stats.retry_threshold(libc)
+    entity: dict[str, str | int] = {"libc": libc, **({"option": option} if option else {})}
+    return BurstRetries(
+        entity=entity, lookups=len(result.rows), threshold_s=threshold_s,
+        retry_signatures=sum(1 for r in result.rows if r.latency_s >= threshold_s),
+        max_ms=ms(max((r.latency_ns for r in result.rows), default=0)),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerLatency:
+    """The cluster DNS's own request-duration histogram, summed over its pods, servers and zones."""
+
+    p50_ms: float | None
+    p99_ms: float | None
+    requests: float
+    unreadable: Mapping[str, object]  # pod -> HTTP status of a metrics scrape that failed
+
+    def measurements(self) -> list[Measurement]:
+        return [
+            Measurement("server_p50_ms", self.p50_ms, "ms", Q.SERVER_P50),
+            Measurement("server_p99_ms", self.p99_ms, "ms", Q.SERVER_P99),
+            Measurement("requests", self.requests, "", Q.SERVER_REQUESTS),
+        ]
+
+
+def server_latency(scrapes: Mapping[str, tuple[object, str]]) -> ServerLatency:
+    """From each DNS pod's (status, body) of :9153/metrics."""
+    samples: list[stats.Sample] = []
+    unreadable: dict[str, object] = {}
+    for pod, (status, body) in scrapes.items():
+        if status != 200:
+            unreadable[pod] = status
+            continue
+        samples += stats.parse_prometheus(body).get("coredns_dns_request_duration_seconds_bucket", [])
+    buckets = stats.histogram_buckets(samples)
+    p50 = stats.histogram_quantile(0.50, buckets) if buckets else None
+    p99 = stats.histogram_quantile(0.99, buckets) if buckets else None
+    return ServerLatency(_ms_of_s(p50), _ms_of_s(p99), buckets[-1][1] if buckets else 0, unreadable)
+
