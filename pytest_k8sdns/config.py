@@ -32,6 +32,10 @@ class Option:
     default: Any
     help: str
     choices: tuple[str, ...] = ()
+    #: the unit of its value (ms, s, 1/s), written once here: names ending in _ms say it too
+    unit: str = ""
+    #: a bound a check judges by, shown in the report header as the run's thresholds
+    threshold: bool = False
 
     @property
     def flag(self) -> str:
@@ -68,21 +72,32 @@ OPTIONS: tuple[Option, ...] = (
     Option("glibc_image", str, DEFAULT_GLIBC_IMAGE, "image of the glibc probe pods (needs python3)"),
     Option("musl_image", str, DEFAULT_MUSL_IMAGE, "image of the musl probe pods (needs python3)"),
     Option("nodelocal_image", str, DEFAULT_NODELOCAL_IMAGE, "node-cache image that --k8sdns-kind-nodelocal deploys"),
-    Option("p50_ms", _positive_float, 20.0, "bound on the median libc lookup latency, ms"),
-    Option("p99_ms", _positive_float, 100.0, "bound on the 99th percentile libc lookup latency, ms"),
-    Option("max_error_rate", _positive_float, 0.001, "largest share of failed lookups (0.001 = 0.1 percent)"),
-    Option("max_retry_signatures", int, 0, "most lookups allowed at the libc retry signature (glibc >= 5 s, musl >= 2.5 s)"),
+    Option("p50_ms", _positive_float, 20.0, "bound on the median libc lookup latency, ms", unit="ms", threshold=True),
+    Option("p99_ms", _positive_float, 100.0, "bound on the 99th percentile libc lookup latency, ms", unit="ms",
+           threshold=True),
+    Option("max_error_rate", _positive_float, 0.001, "largest share of failed lookups (0.001 = 0.1 percent)",
+           threshold=True),
+    Option("max_retry_signatures", int, 0, "most lookups allowed at the libc retry signature (glibc >= 5 s, musl >= 2.5 s)",
+           threshold=True),
     Option("samples", _positive_int, 300, "libc lookups per flavour in the latency check"),
-    Option("qps", _positive_float, 50.0, "lookup rate per probe pod in the latency check (0 = as fast as possible)"),
+    Option("qps", _positive_float, 50.0, "lookup rate per probe pod in the latency check (0 = as fast as possible)",
+           unit="1/s"),
     Option("bursts", _positive_int, 20, "bursts of parallel A+AAAA lookups in the retry-signature check"),
     Option("burst_size", _positive_int, 8, "parallel lookups per burst"),
-    Option("pod_timeout", _positive_float, 180.0, "seconds to wait for a probe pod to become Ready"),
+    Option("pod_timeout", _positive_float, 180.0, "seconds to wait for a probe pod to become Ready", unit="s"),
     Option("external_name", str, "", "a name outside the cluster that must resolve (check 8); kind clusters use the test upstream's"),
     Option("profile", str, "default", "default, or certification: every check, larger samples, no skips, results "
            "and HTML always written", PROFILES),
     Option("max_p99_growth", _growth, 1.5, "upgrade gate: largest p99 growth against --k8sdns-baseline (1.5 = +50 percent)"),
-    Option("p99_floor_ms", _positive_float, 5.0, "upgrade gate: a p99 below this counts as this in the growth ratio, ms"),
+    Option("p99_floor_ms", _positive_float, 5.0, "upgrade gate: a p99 below this counts as this in the growth ratio, ms",
+           unit="ms"),
 )
+_BY_NAME = {opt.name: opt for opt in OPTIONS}
+
+
+def default(name: str) -> Any:
+    """The default of one option: OPTIONS is the only place it is written."""
+    return _BY_NAME[name].default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,24 +116,24 @@ class Settings:
     #: an existing namespace to run in (least privilege, fixtures/rbac.yaml); None: make k8sdns-<run id>
     namespace: str | None = None
     results: str | None = None
-    glibc_image: str = DEFAULT_GLIBC_IMAGE
-    musl_image: str = DEFAULT_MUSL_IMAGE
-    nodelocal_image: str = DEFAULT_NODELOCAL_IMAGE
-    p50_ms: float = 20.0
-    p99_ms: float = 100.0
-    max_error_rate: float = 0.001
-    max_retry_signatures: int = 0
-    samples: int = 300
-    qps: float = 50.0
-    bursts: int = 20
-    burst_size: int = 8
-    pod_timeout: float = 180.0
-    external_name: str = ""
-    profile: str = "default"
+    glibc_image: str = default("glibc_image")
+    musl_image: str = default("musl_image")
+    nodelocal_image: str = default("nodelocal_image")
+    p50_ms: float = default("p50_ms")
+    p99_ms: float = default("p99_ms")
+    max_error_rate: float = default("max_error_rate")
+    max_retry_signatures: int = default("max_retry_signatures")
+    samples: int = default("samples")
+    qps: float = default("qps")
+    bursts: int = default("bursts")
+    burst_size: int = default("burst_size")
+    pod_timeout: float = default("pod_timeout")
+    external_name: str = default("external_name")
+    profile: str = default("profile")
     #: an earlier results file to compare this run with (the upgrade gate)
     baseline: str | None = None
-    max_p99_growth: float = 1.5
-    p99_floor_ms: float = 5.0
+    max_p99_growth: float = default("max_p99_growth")
+    p99_floor_ms: float = default("p99_floor_ms")
 
     @property
     def active(self) -> bool:
@@ -126,12 +141,8 @@ class Settings:
         return self.kind or self.context is not None
 
     def thresholds(self) -> dict[str, float]:
-        return {
-            "p50_ms": self.p50_ms,
-            "p99_ms": self.p99_ms,
-            "max_error_rate": self.max_error_rate,
-            "max_retry_signatures": self.max_retry_signatures,
-        }
+        """The bounds the checks judge by, by option name (their unit is in OPTIONS)."""
+        return {opt.name: getattr(self, opt.name) for opt in OPTIONS if opt.threshold}
 
     def image_options(self) -> dict[str, str]:
         """Image -> the option that overrides it, for error messages."""

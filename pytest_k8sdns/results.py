@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_k8sdns import __version__
+from pytest_k8sdns.config import default
 from pytest_k8sdns.errors import ConfigError
 from pytest_k8sdns.evidence.measure import Entity, Measurement
 from pytest_k8sdns.verdict.baseline import check_id, compare
@@ -229,8 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     c = sub.add_parser("compare", help="the upgrade gate of --k8sdns-baseline, on two files")
     c.add_argument("before", metavar="BEFORE")
     c.add_argument("after", metavar="AFTER")
-    c.add_argument("--max-p99-growth", type=float, default=1.5, metavar="RATIO")
-    c.add_argument("--p99-floor-ms", type=float, default=5.0, metavar="MS")
+    c.add_argument("--max-p99-growth", type=float, default=default("max_p99_growth"), metavar="RATIO")
+    c.add_argument("--p99-floor-ms", type=float, default=default("p99_floor_ms"), metavar="MS")
     args = parser.parse_args(argv)
     if args.command == "validate":
         return _validate_cmd(args.files)

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import PurePosixPath
 from typing import Any
 
+from pytest_k8sdns.config import default
 from pytest_k8sdns.evidence.measure import GROWTH_BOUNDED, MUST_NOT_GROW, SHOWN, quantity_of
 
 FAILING = ("failed", "error")
@@ -98,8 +99,8 @@ def _fmt(value: float | None) -> str:
     return "none" if value is None else f"{value:g}"
 
 
-def compare(before: dict[str, Any], after: dict[str, Any], max_p99_growth: float = 1.5,
-            p99_floor_ms: float = 5.0) -> Comparison:
+def compare(before: dict[str, Any], after: dict[str, Any], max_p99_growth: float = default("max_p99_growth"),
+            p99_floor_ms: float = default("p99_floor_ms")) -> Comparison:
     """Compare two results documents.
 
     p99 growth is after / before with both raised to at least p99_floor_ms, so that jitter of a
