@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_k8sdns.dns import corefile
-from pytest_k8sdns.dns import resolver
+from pytest_k8sdns.dns import resolvconf
 from pytest_k8sdns.verdict.expect import expect
 
 pytestmark = pytest.mark.k8sdns_check(13)
@@ -59,9 +59,9 @@ def test_node_resolv_conf_not_loopback(coredns, default_policy_pods, k8sdns_reco
     """Where CoreDNS forwards to /etc/resolv.conf, no node's resolv.conf names a loopback server."""
     rows, bad = [], []
     for node, pod in sorted(default_policy_pods.items()):
-        servers = resolver.nameservers_of(pod.info().resolv_conf or "")
+        servers = resolvconf.nameservers_of(pod.info().resolv_conf or "")
         rows.append([node, " ".join(servers)])
-        if any(resolver.is_loopback(s) for s in servers):
+        if any(resolvconf.is_loopback(s) for s in servers):
             bad.append(f"{node}: {servers}")
     k8sdns_record.table("dnsPolicy Default resolv.conf per node", ["node", "nameservers"], rows)
     text = coredns.corefile() or ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_k8sdns.dns import resolver
+from pytest_k8sdns.dns import resolvconf, resolver
 from pytest_k8sdns.evidence.measure import Q
 from pytest_k8sdns.verdict.expect import expect
 from pytest_k8sdns.dns.coredns import NODELOCAL_IP
@@ -19,7 +19,7 @@ NAMES = ["web", "kubernetes.default", "web.{ns}.svc", "{external}", "kubernetes.
 def test_resolv_conf_shape(probe_pods, coredns, k8sdns_namespace, cluster_domain, k8sdns_record, libc):
     """A ClusterFirst pod gets the cluster DNS as nameserver, the namespace search list and ndots:5."""
     text = probe_pods[libc].info().resolv_conf or ""
-    conf = resolver.parse_resolv_conf(text, libc)
+    conf = resolvconf.parse_resolv_conf(text, libc)
     k8sdns_record("resolv_conf", text)
     allowed = [coredns.provider.cluster_ip, NODELOCAL_IP]
     expect(bool(conf.nameservers) and conf.nameservers[0] in allowed, f"{libc} pod nameserver", allowed,
@@ -36,8 +36,8 @@ def test_resolv_conf_shape(probe_pods, coredns, k8sdns_namespace, cluster_domain
 def test_dns_config_applied(record_pods, cluster_resolv_conf, k8sdns_record, libc, ndots):
     """dnsPolicy None with dnsConfig: the nameserver, search list and ndots given appear in the pod."""
     text = record_pods[(libc, ndots)].info().resolv_conf or ""
-    conf = resolver.parse_resolv_conf(text, libc)
-    want_search = resolver.parse_resolv_conf(cluster_resolv_conf).search
+    conf = resolvconf.parse_resolv_conf(text, libc)
+    want_search = resolvconf.parse_resolv_conf(cluster_resolv_conf).search
     k8sdns_record("resolv_conf", text)
     expect(conf.nameservers == ["127.0.0.1"] and conf.search == want_search and conf.ndots == ndots,
            f"{libc} dnsConfig pod resolv.conf", f"nameserver 127.0.0.1, search {want_search}, ndots {ndots}",

@@ -17,7 +17,7 @@ from pytest_k8sdns.faults import Faults
 from pytest_k8sdns.kube.kind import UPSTREAM_NAMES
 from pytest_k8sdns.dns.nodelocal import NodeLocalInspector, find_nodelocal
 from pytest_k8sdns.probe.pods import LIBCS, ProbePod, ProbeSpec
-from pytest_k8sdns.dns.resolver import parse_resolv_conf
+from pytest_k8sdns.dns.resolvconf import parse_resolv_conf
 from pytest_k8sdns.evidence.recorder import Recorder
 from pytest_k8sdns.results import RESULTS_KEY
 from pytest_k8sdns.session import RUN_KEY, Run
