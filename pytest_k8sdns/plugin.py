@@ -14,6 +14,7 @@ import pytest
 from pytest_k8sdns import config as cfg
 from pytest_k8sdns.verdict import certification
 from pytest_k8sdns.verdict.gate import Gate
+from pytest_k8sdns import xdist
 from pytest_k8sdns.errors import K8sDnsError
 from pytest_k8sdns.report.html import HtmlExtras
 from pytest_k8sdns.results import RESULTS_KEY, Results, write_document
@@ -68,7 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except K8sDnsError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
-    _refuse_what_xdist_cannot_share(config, settings)
+    xdist.refuse_what_workers_cannot_share(config, settings)
     gate = None
     try:
         if settings.baseline:
@@ -86,7 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
     results = Results()
     config.stash[RESULTS_KEY] = results
     config.pluginmanager.register(results, "k8sdns-results")
-    config.pluginmanager.register(XdistEvidence(results, worker=hasattr(config, "workerinput")), "k8sdns-xdist")
+    config.pluginmanager.register(xdist.XdistEvidence(results, worker=hasattr(config, "workerinput")), "k8sdns-xdist")
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlExtras(results, gate, settings.profile), "k8sdns-html")
     if settings.active and config.args_source != pytest.Config.ArgsSource.ARGS:
@@ -94,28 +95,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args = [str(_suite_dir())]
 
 
-def _distributing(config: pytest.Config) -> bool:
-    """True in the xdist controller of a distributed session: the workers run the checks."""
-    return (not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") != "no"
-            and bool(getattr(config.option, "tx", None)) and not config.option.collectonly)
-
-
-def _refuse_what_xdist_cannot_share(config: pytest.Config, settings: cfg.Settings) -> None:
-    if not _distributing(config):
-        return
-    if settings.kind:
-        raise pytest.UsageError(
-            "--k8sdns-kind makes one cluster per pytest session and xdist runs a session per worker; make the "
-            "cluster once (python -m pytest_k8sdns.devcluster up) and pass its --k8sdns-context, or use -n 0")
-    if settings.namespace:
-        raise pytest.UsageError(
-            f"--k8sdns-namespace={settings.namespace} holds one run at a time and xdist runs one per worker; use -n 0, "
-            f"or drop --k8sdns-namespace so that each worker makes its own namespace")
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     settings = session.config.stash[SETTINGS_KEY]
-    if not settings.active or session.config.option.collectonly or _distributing(session.config):
+    if not settings.active or session.config.option.collectonly or xdist.distributing(session.config):
         return
     run = Run(settings)
     session.config.stash[RUN_KEY] = run
@@ -150,7 +132,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def pytest_report_header(config: pytest.Config) -> list[str]:
     run = config.stash.get(RUN_KEY, None)
     settings = config.stash.get(SETTINGS_KEY, None)
-    if settings is not None and run is None and settings.active and _distributing(config):
+    if settings is not None and run is None and settings.active and xdist.distributing(config):
         return [f"k8sdns: context {settings.context}; each xdist worker connects and makes its own namespace",
                 f"k8sdns: images glibc={settings.glibc_image} musl={settings.musl_image}",
                 "k8sdns: thresholds " + ", ".join(f"{k}={v}" for k, v in settings.thresholds().items())]
@@ -173,7 +155,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 config.workeroutput["k8sdns_facts"] = json.loads(json.dumps(facts, default=str))  # type: ignore[attr-defined]
                 config.workeroutput["k8sdns_metadata"] = run.metadata()  # type: ignore[attr-defined]
         controller = not hasattr(config, "workerinput")
-        if controller and (run is not None or _distributing(config)):
+        if controller and (run is not None or xdist.distributing(config)):
             doc = results.final = results.document(dataclasses.asdict(settings))
             gate = config.stash.get(GATE_KEY, None)
             if gate is not None and not gate.judge(doc) and session.exitstatus == pytest.ExitCode.OK:
@@ -183,50 +165,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     finally:
         if run is not None:
             run.stop()
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    """xdist controller: keep the cluster facts a worker sent, and the namespace each worker used."""
-    facts = getattr(node, "workeroutput", {}).get("k8sdns_facts")
-    if facts:
-        results = node.config.stash[RESULTS_KEY]
-        namespaces = {**results.facts.get("worker_namespaces", {}), node.workerinput["workerid"]: facts["namespace"]}
-        results.facts.update(facts, worker_namespaces=dict(sorted(namespaces.items())))
-    metadata = getattr(node, "workeroutput", {}).get("k8sdns_metadata")
-    if metadata and node.config.pluginmanager.hasplugin("metadata"):
-        from pytest_metadata.plugin import metadata_key
-
-        # the HTML report's environment table: the controller has no run of its own
-        node.config.stash[metadata_key].update(metadata)
-
-
-class XdistEvidence:
-    """Carries what each check recorded from an xdist worker to the controller, which writes the files."""
-
-    STORES = ("measurements", "series")
-
-    def __init__(self, results: Results, *, worker: bool) -> None:
-        self.results = results
-        self.worker = worker
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-        report = yield
-        if self.worker:
-            evidence = {name: store[item.nodeid] for name in self.STORES
-                        if item.nodeid in (store := getattr(self.results, name, {}))}
-            if evidence:
-                report.k8sdns_evidence = evidence  # serialized with the report
-        return report
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        evidence = getattr(report, "k8sdns_evidence", None)
-        if evidence and not self.worker:
-            for name, values in evidence.items():
-                store = getattr(self.results, name, None)
-                if store is not None:
-                    store.setdefault(report.nodeid, {}).update(values)
 
 
 def _terminate_as_interrupt(config: pytest.Config) -> None:
