@@ -1,10 +1,9 @@
-"""The DNS probe: a zipapp run inside probe pods (payload.py), how to ship and run it (build.py),
-and how to read what it prints (schema.py)."""
+"""The DNS probe: the protocol both sides share (protocol.py), the payload run inside probe pods
+(payload/), how to ship and run it (build.py), and how to read what it prints (schema.py)."""
 
 from __future__ import annotations
 
 from pytest_k8sdns.probe.build import (
-    COMMANDS,
     PAYLOAD_PATH,
     build_zipapp,
     install_command,
@@ -12,12 +11,17 @@ from pytest_k8sdns.probe.build import (
     payload_sha256,
     probe_command,
 )
-from pytest_k8sdns.probe.schema import (
+from pytest_k8sdns.probe.protocol import (
     BURST_COLUMNS,
+    COMMANDS,
     LOOKUP_COLUMNS,
+    PROBE_VERSION,
     RECORD_COLUMNS,
+)
+from pytest_k8sdns.probe.schema import (
     SCHEMAS,
     BurstResult,
+    DnsRecord,
     HttpResult,
     LookupResult,
     LookupRow,
@@ -29,6 +33,8 @@ from pytest_k8sdns.probe.schema import (
     RecordedLookup,
     RecordedQuery,
     RecordResult,
+    Soa,
+    Srv,
     load_document,
     parse_burst,
     parse_http,
@@ -44,9 +50,11 @@ __all__ = [
     "COMMANDS",
     "LOOKUP_COLUMNS",
     "PAYLOAD_PATH",
+    "PROBE_VERSION",
     "RECORD_COLUMNS",
     "SCHEMAS",
     "BurstResult",
+    "DnsRecord",
     "HttpResult",
     "LookupResult",
     "LookupRow",
@@ -58,6 +66,8 @@ __all__ = [
     "RecordResult",
     "RecordedLookup",
     "RecordedQuery",
+    "Soa",
+    "Srv",
     "build_zipapp",
     "install_command",
     "install_input",

@@ -1,7 +1,9 @@
 """Package the probe payload and the host's dnspython into one zipapp, and the argv to run it.
 
-The zipapp is STORED (uncompressed): a static musl CPython may have no zlib, and zipimport reads
-stored members without it. It is built deterministically, so its digest identifies the payload.
+In the zipapp the payload package and protocol.py sit under ZIP_PACKAGE beside `dns/`, and a
+short `__main__.py` runs the payload's dispatch. The zipapp is STORED (uncompressed): a static
+musl CPython may have no zlib, and zipimport reads stored members without it. It is built
+deterministically, so its digest identifies the payload.
 """
 
 from __future__ import annotations
@@ -17,16 +19,28 @@ from pathlib import Path
 from typing import Any
 
 from pytest_k8sdns.errors import ConfigError
+from pytest_k8sdns.probe.protocol import COMMANDS
 
 PAYLOAD_DIR = "/k8sdns"
 PAYLOAD_PATH = f"{PAYLOAD_DIR}/probe.pyz"
-COMMANDS = ("info", "lookup", "burst", "query", "record", "http")
 # -I: ignore PYTHON* variables and user site; -S: no site-packages. The probe then imports only
 # the stdlib and what its zipapp carries, whatever else the image has installed.
 PYTHON_ARGV = ("python3", "-I", "-S")
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-_PAYLOAD_SOURCE = Path(__file__).with_name("payload.py")
+_HERE = Path(__file__).parent
+# A name of its own in the pod: the zipapp holds no pytest_k8sdns, only the probe.
+ZIP_PACKAGE = "k8sdns_probe"
+_ZIP_MAIN = f"import sys\nfrom {ZIP_PACKAGE}.payload.__main__ import main\nsys.exit(main())\n".encode()
+_ZIP_INIT = b'"""The pytest-k8sdns probe: protocol.py and the payload package (see __main__.py)."""\n'
+
+
+def payload_sources() -> dict[str, Path]:
+    """Zipapp member name -> the source file it is a copy of: protocol.py and payload/*.py."""
+    sources = {f"{ZIP_PACKAGE}/protocol.py": _HERE / "protocol.py"}
+    for path in sorted((_HERE / "payload").glob("*.py")):
+        sources[f"{ZIP_PACKAGE}/payload/{path.name}"] = path
+    return sources
 
 
 def _dns_package_dir() -> Path:
@@ -40,7 +54,8 @@ def _dns_package_dir() -> Path:
 
 
 def _members() -> list[tuple[str, bytes]]:
-    members = [("__main__.py", _PAYLOAD_SOURCE.read_bytes())]
+    members = [("__main__.py", _ZIP_MAIN), (f"{ZIP_PACKAGE}/__init__.py", _ZIP_INIT)]
+    members += [(name, path.read_bytes()) for name, path in payload_sources().items()]
     root = _dns_package_dir()
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root)
@@ -52,7 +67,7 @@ def _members() -> list[tuple[str, bytes]]:
 
 @functools.cache
 def build_zipapp() -> bytes:
-    """The probe zipapp: `__main__.py` (the payload) plus the host's `dns` package, .py files only."""
+    """The probe zipapp: the payload, protocol.py and the host's `dns` package, .py files only."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
         for name, data in _members():

@@ -1,362 +1,44 @@
-"""Check the probe's JSON output against a schema per command and turn it into dataclasses.
+"""Check the probe's JSON output against its command's schema and turn it into typed results.
 
 Anything malformed raises PodError with one line naming the command, the pod and the first
-problem. Lookup rows, which can number in the hundreds of thousands, are checked by a plain loop
-instead of jsonschema, which would take seconds per run.
+problem. The schemas are in jsonschemas.py, the result types in results.py (re-exported here).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import jsonschema
 
 from pytest_k8sdns.errors import PodError
-
-PROBE_VERSION = 1
-LOOKUP_COLUMNS = ("name_index", "start_offset_ns", "latency_ns", "ok", "error_code", "n_addrs")
-BURST_COLUMNS = (*LOOKUP_COLUMNS, "burst")
-RECORD_COLUMNS = ("qname", "qtype", "proto")
-
-_INT = {"type": "integer"}
-_NONNEG = {"type": "integer", "minimum": 0}
-_STR = {"type": "string"}
-_STRS = {"type": "array", "items": _STR}
-_NULL_STR = {"type": ["string", "null"]}
-
-
-def _doc(command: str, properties: dict[str, Any]) -> dict[str, Any]:
-    base = {"command": {"const": command}, "probe_version": {"const": PROBE_VERSION}}
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "type": "object",
-        "properties": {**base, **properties},
-        "required": sorted([*base, *properties]),
-    }
-
-
-_LIBC_RUN = {
-    "names": {"type": "array", "items": _STR, "minItems": 1},
-    "family": {"enum": ["any", "inet", "inet6"]},
-    "socktype": {"enum": ["any", "stream", "dgram"]},
-    # rows: an array of integer arrays, checked by _check_rows (see module docstring)
-    "lookups": {"type": "array"},
-    "addresses": {"type": "array", "items": {"anyOf": [{"type": "null"}, _STRS]}},
-    "errors": {"type": "object", "additionalProperties": _STR, "propertyNames": {"pattern": "^-?[0-9]+$"}},
-    "totals": {
-        "type": "object",
-        "properties": {
-            "lookups": _NONNEG,
-            "ok": _NONNEG,
-            "failed": _NONNEG,
-            "elapsed_ns": _NONNEG,
-            "rate_per_s": {"type": "number", "minimum": 0},
-        },
-        "required": ["lookups", "ok", "failed", "elapsed_ns", "rate_per_s"],
-    },
-}
-
-_REPLY = {
-    "type": "object",
-    "properties": {
-        "latency_ns": _NONNEG,
-        "rcode": _NULL_STR,
-        "error": _NULL_STR,
-        "flags": _STRS,
-        "answers": _STRS,
-        "ttls": {"type": "array", "items": _NONNEG},
-        "authority": _STRS,
-    },
-    "required": ["latency_ns", "rcode", "error", "flags", "answers", "ttls", "authority"],
-}
-
-_RECORDED_QUERY = {
-    "type": "array",
-    "prefixItems": [_STR, _STR, {"enum": ["udp", "tcp"]}],
-    "minItems": 3,
-    "maxItems": 3,
-}
-
-_RECORDED_LOOKUP = {
-    "type": "object",
-    "properties": {
-        "name": _STR,
-        "ok": {"type": "boolean"},
-        "error_code": _INT,
-        "error": _NULL_STR,
-        "addresses": _STRS,
-        "latency_ns": _NONNEG,
-        "queries": {"type": "array", "items": _RECORDED_QUERY},
-        "rcodes": {"type": "array", "items": _NULL_STR},
-        "late_queries": _NONNEG,
-    },
-    "required": ["name", "ok", "error_code", "error", "addresses", "latency_ns", "queries", "rcodes", "late_queries"],
-}
-
-SCHEMAS: dict[str, dict[str, Any]] = {
-    "info": _doc(
-        "info",
-        {
-            "python": {"type": "string", "pattern": r"^\d+\.\d+"},
-            "implementation": _STR,
-            "executable": _STR,
-            "machine": _STR,
-            "libc": {"enum": ["glibc", "musl", "unknown"]},
-            "libc_version": _NULL_STR,
-            "libc_evidence": _STR,
-            "hostname": _STR,
-            "resolv_conf": _NULL_STR,
-            "resolv_conf_error": _NULL_STR,
-            "pid": {"type": "integer", "minimum": 1},
-            "dnspython": _NULL_STR,
-        },
-    ),
-    "lookup": _doc(
-        "lookup",
-        {
-            **_LIBC_RUN,
-            "columns": {"const": list(LOOKUP_COLUMNS)},
-            "qps": {"type": "number", "minimum": 0},
-            "concurrency": {"type": "integer", "minimum": 1},
-            "count": {"type": ["integer", "null"]},
-            "duration_s": {"type": ["number", "null"]},
-            "stopped": {"enum": ["count", "duration", "limit"]},
-        },
-    ),
-    "burst": _doc(
-        "burst",
-        {
-            **_LIBC_RUN,
-            "columns": {"const": list(BURST_COLUMNS)},
-            "bursts": {"type": "integer", "minimum": 1},
-            "parallel": {"type": "integer", "minimum": 1},
-            "interval_s": {"type": "number", "minimum": 0},
-        },
-    ),
-    "query": _doc(
-        "query",
-        {
-            "server": _STR,
-            "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-            "name": _STR,
-            "qname": _STR,
-            "rdtype": _STR,
-            "tcp": {"type": "boolean"},
-            "timeout": {"type": "number"},
-            "replies": {"type": "array", "items": _REPLY},
-            "totals": {
-                "type": "object",
-                "properties": {"queries": _NONNEG, "ok": _NONNEG, "failed": _NONNEG},
-                "required": ["queries", "ok", "failed"],
-            },
-        },
-    ),
-    "record": _doc(
-        "record",
-        {
-            "listen": _STR,
-            "upstream": {"type": "array", "items": _STR, "minItems": 1},
-            "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-            "family": {"enum": ["any", "inet", "inet6"]},
-            "resolv_conf": _NULL_STR,
-            "warnings": _STRS,
-            "parser": {"enum": ["dnspython", "builtin"]},
-            "columns": {"const": list(RECORD_COLUMNS)},
-            "lookups": {"type": "array", "items": _RECORDED_LOOKUP},
-            "unattributed": {"type": "array", "items": _RECORDED_QUERY},
-            "dropped": _NONNEG,
-            "unanswered": _NONNEG,
-        },
-    ),
-    "http": _doc(
-        "http",
-        {
-            "url": _STR,
-            "status": {"type": "integer", "minimum": 100, "maximum": 599},
-            "reason": _STR,
-            "headers": {"type": "object", "additionalProperties": _STR},
-            "body": _STR,
-            "truncated": {"type": "boolean"},
-            "latency_ns": _NONNEG,
-        },
-    ),
-}
+from pytest_k8sdns.probe.jsonschemas import SCHEMAS
+from pytest_k8sdns.probe.protocol import (
+    BURST_COLUMNS,
+    LOOKUP_COLUMNS,
+    PROBE_VERSION,
+    RECORD_COLUMNS,
+)
+from pytest_k8sdns.probe.results import (
+    BurstResult,
+    DnsRecord,
+    HttpResult,
+    LookupResult,
+    LookupRow,
+    LookupTotals,
+    ProbeInfo,
+    ProbeResult,
+    QueryReply,
+    QueryResult,
+    RecordedLookup,
+    RecordedQuery,
+    RecordResult,
+    Soa,
+    Srv,
+)
 
 _VALIDATORS = {name: jsonschema.Draft202012Validator(schema) for name, schema in SCHEMAS.items()}
-
-
-# ---- dataclasses -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProbeInfo:
-    """`info`: the interpreter and libc a probe pod runs, and its resolver configuration."""
-
-    python: str
-    implementation: str
-    executable: str
-    machine: str
-    libc: str  # "glibc", "musl" or "unknown"
-    libc_version: str | None
-    libc_evidence: str
-    hostname: str
-    resolv_conf: str | None
-    resolv_conf_error: str | None
-    pid: int
-    dnspython: str | None
-
-
-@dataclass(frozen=True)
-class LookupRow:
-    """One libc getaddrinfo: offsets are from the start of the run, in nanoseconds."""
-
-    name_index: int
-    start_offset_ns: int
-    latency_ns: int
-    ok: bool
-    error_code: int  # 0, an EAI_* code (negative), -1000 (name not encodable) or -1001 (other)
-    n_addrs: int
-    burst: int | None = None  # the burst index, for `burst` rows
-
-    @property
-    def latency_s(self) -> float:
-        return self.latency_ns / 1e9
-
-
-@dataclass(frozen=True)
-class LookupTotals:
-    lookups: int
-    ok: int
-    failed: int
-    elapsed_ns: int
-    rate_per_s: float
-
-
-@dataclass(frozen=True)
-class LookupResult:
-    """`lookup` (and, with bursts set, `burst`): rows plus what was resolved and what failed."""
-
-    names: tuple[str, ...]
-    family: str
-    socktype: str
-    rows: tuple[LookupRow, ...]
-    addresses: tuple[tuple[str, ...] | None, ...]  # per name, from its first success
-    errors: Mapping[int, str]  # error_code -> first message seen
-    totals: LookupTotals
-    qps: float | None = None
-    concurrency: int | None = None
-    stopped: str | None = None
-    bursts: int | None = None
-    parallel: int | None = None
-    interval_s: float | None = None
-
-    def name_of(self, row: LookupRow) -> str:
-        return self.names[row.name_index]
-
-
-BurstResult = LookupResult
-
-
-@dataclass(frozen=True)
-class QueryReply:
-    latency_ns: int
-    rcode: str | None  # None when no reply came (then error says why)
-    error: str | None
-    flags: tuple[str, ...]
-    answers: tuple[str, ...]  # rrset text lines, e.g. "kubernetes.default.svc.cluster.local. 30 IN A 10.96.0.1"
-    ttls: tuple[int, ...]  # one per answers line
-    authority: tuple[str, ...]
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def addresses(self) -> tuple[str, ...]:
-        """The rdata of A/AAAA answer lines."""
-        out = []
-        for line in self.answers:
-            fields = line.split()
-            if len(fields) >= 5 and fields[3] in ("A", "AAAA"):
-                out.append(fields[4])
-        return tuple(out)
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    """`query`: raw dnspython exchanges with one server."""
-
-    server: str
-    port: int
-    name: str
-    qname: str
-    rdtype: str
-    tcp: bool
-    timeout: float
-    replies: tuple[QueryReply, ...]
-
-
-@dataclass(frozen=True)
-class RecordedQuery:
-    qname: str  # as sent, absolute with the trailing dot
-    qtype: str
-    proto: str  # "udp" or "tcp"
-    rcode: str | None = None  # the upstream's reply relayed back, None if none was
-
-
-@dataclass(frozen=True)
-class RecordedLookup:
-    """One libc lookup through the recording forwarder and the queries it caused, in order."""
-
-    name: str
-    ok: bool
-    error_code: int
-    error: str | None
-    addresses: tuple[str, ...]
-    latency_ns: int
-    queries: tuple[RecordedQuery, ...]
-    late_queries: int  # queries that arrived after getaddrinfo had returned
-
-    @property
-    def qnames(self) -> tuple[str, ...]:
-        """The distinct query names in the order they were first asked."""
-        return tuple(dict.fromkeys(query.qname for query in self.queries))
-
-
-@dataclass(frozen=True)
-class RecordResult:
-    listen: str
-    upstream: tuple[str, ...]
-    port: int
-    family: str
-    resolv_conf: str | None
-    warnings: tuple[str, ...]
-    parser: str
-    lookups: tuple[RecordedLookup, ...]
-    unattributed: tuple[RecordedQuery, ...]
-    dropped: int
-    unanswered: int
-
-
-@dataclass(frozen=True)
-class HttpResult:
-    """`http`: one GET of a metrics or health endpoint from inside the pod."""
-
-    url: str
-    status: int
-    reason: str
-    headers: Mapping[str, str]  # names lower-cased
-    body: str
-    truncated: bool
-    latency_ns: int
-
-
-ProbeResult = ProbeInfo | LookupResult | QueryResult | RecordResult | HttpResult
-
-
-# ---- validation and parsing --------------------------------------------------------------------
 
 
 def _fail(command: str, where: str, problem: str) -> PodError:
@@ -424,15 +106,20 @@ def _lookup_result(doc: Mapping[str, Any]) -> LookupResult:
     )
 
 
+def _record(d: Mapping[str, Any]) -> DnsRecord:
+    fields = {key: tuple(v) if isinstance(v, list) else v for key, v in d.get("fields", {}).items()}
+    return DnsRecord(d["name"], d["ttl"], d["class"], d["type"], d["rdata"], fields)
+
+
 def _reply(d: Mapping[str, Any]) -> QueryReply:
     return QueryReply(
         latency_ns=d["latency_ns"],
         rcode=d["rcode"],
         error=d["error"],
         flags=tuple(d["flags"]),
-        answers=tuple(d["answers"]),
-        ttls=tuple(d["ttls"]),
-        authority=tuple(d["authority"]),
+        answer=tuple(_record(r) for r in d["answer"]),
+        authority=tuple(_record(r) for r in d["authority"]),
+        additional=tuple(_record(r) for r in d["additional"]),
     )
 
 
@@ -519,3 +206,35 @@ def parse_record(output: str | bytes, *, where: str = "") -> RecordResult:
 
 def parse_http(output: str | bytes, *, where: str = "") -> HttpResult:
     return _typed("http", output, where, HttpResult)
+
+
+__all__ = [
+    "BURST_COLUMNS",
+    "LOOKUP_COLUMNS",
+    "PROBE_VERSION",
+    "RECORD_COLUMNS",
+    "SCHEMAS",
+    "BurstResult",
+    "DnsRecord",
+    "HttpResult",
+    "LookupResult",
+    "LookupRow",
+    "LookupTotals",
+    "ProbeInfo",
+    "ProbeResult",
+    "QueryReply",
+    "QueryResult",
+    "RecordResult",
+    "RecordedLookup",
+    "RecordedQuery",
+    "Soa",
+    "Srv",
+    "load_document",
+    "parse_burst",
+    "parse_http",
+    "parse_info",
+    "parse_lookup",
+    "parse_output",
+    "parse_query",
+    "parse_record",
+]

@@ -88,6 +88,8 @@ server:
     # No recursion anywhere: every name outside the zones below is answered NXDOMAIN locally.
     local-zone: "." static
     local-zone: "cluster.local." static
+    # the zone's SOA goes into the authority section of its NXDOMAIN answers, as CoreDNS's does
+    local-data: "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 5"
     local-data: "kubernetes.default.svc.cluster.local. 30 IN A {kubernetes}"
     local-data: "_https._tcp.kubernetes.default.svc.cluster.local. 30 IN SRV 0 100 443 {kubernetes_fqdn}"
     local-data: "onlysearch.default.svc.cluster.local. 30 IN A {search_only}"

@@ -23,10 +23,12 @@ from pytest_k8sdns.probe import (
     install_input,
     payload_sha256,
     probe_command,
+    protocol,
 )
 from pytest_k8sdns.probe import build as build_module
+from pytest_k8sdns.probe.payload.__main__ import HANDLERS
 
-PAYLOAD = Path(build_module.__file__).with_name("payload.py")
+SOURCES = build_module.payload_sources()  # zipapp member -> source: protocol.py and payload/*.py
 
 
 def test_zipapp_is_stored_sorted_and_deterministic() -> None:
@@ -41,12 +43,22 @@ def test_zipapp_is_stored_sorted_and_deterministic() -> None:
         assert names == sorted(names)
         assert {info.compress_type for info in infos} == {zipfile.ZIP_STORED}
         assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
-        assert zf.read("__main__.py") == PAYLOAD.read_bytes()
+        # the payload package and protocol.py as they are in the source tree, under their own name
+        assert {n for n in names if n.startswith("k8sdns_probe/payload/")} == {
+            n for n in SOURCES if n != "k8sdns_probe/protocol.py"
+        }
+        assert "k8sdns_probe/payload/__main__.py" in SOURCES and "k8sdns_probe/payload/record.py" in SOURCES
+        for name, source in SOURCES.items():
+            assert zf.read(name) == source.read_bytes(), name
+        assert b"k8sdns_probe.payload.__main__ import main" in zf.read("__main__.py")
         dns_root = Path(dns.__file__).parent
         expected = sorted(
             "dns/" + p.relative_to(dns_root).as_posix() for p in dns_root.rglob("*.py") if "__pycache__" not in p.parts
         )
-        assert [n for n in names if n != "__main__.py"] == expected
+        assert [n for n in names if n.startswith("dns/")] == expected
+        assert [n for n in names if not n.startswith("dns/")] == sorted(
+            ["__main__.py", "k8sdns_probe/__init__.py", *SOURCES]
+        )
         assert "dns/query.py" in names and "dns/message.py" in names
         assert not [n for n in names if "__pycache__" in n or not n.endswith(".py")]
 
@@ -75,17 +87,28 @@ def test_probe_command_shape() -> None:
 
 
 def test_payload_source_is_python_3_8_and_stdlib_only() -> None:
-    source = PAYLOAD.read_text()
-    tree = ast.parse(source, feature_version=(3, 8))
+    sources = {name: path.read_text() for name, path in SOURCES.items()}
     imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
+    for name, source in sources.items():
+        tree = ast.parse(source, filename=name, feature_version=(3, 8))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.ImportFrom):  # relative: only within the zipapp's package
+                assert (node.module or "").split(".")[0] in {"", "protocol", *(p.stem for p in SOURCES.values())}, name
     assert imported - {"__future__"} <= set(sys.stdlib_module_names) | {"dns"}, imported
     # The one file it reads is /etc/resolv.conf.
-    assert source.count("open(") == 1 and 'RESOLV_CONF = "/etc/resolv.conf"' in source
+    everything = "".join(sources.values())
+    assert everything.count("open(") == 1 and 'RESOLV_CONF = "/etc/resolv.conf"' in everything
+
+
+def test_one_handler_and_one_schema_per_protocol_command() -> None:
+    from pytest_k8sdns.probe import COMMANDS, SCHEMAS
+
+    assert COMMANDS is protocol.COMMANDS
+    assert tuple(HANDLERS) == tuple(SCHEMAS) == protocol.COMMANDS
 
 
 def test_zipapp_runs_isolated_from_site_packages(tmp_path: Path) -> None:

@@ -169,6 +169,14 @@ def test_query_srv_ptr_and_nxdomain(probe: ProbeRunner) -> None:
     assert ptr.qname == "1.0.96.10.in-addr.arpa."
     assert ptr.replies[0].answers[0].endswith("PTR kubernetes.default.svc.cluster.local.")
     assert nx.replies[0].rcode == "NXDOMAIN" and nx.replies[0].answers == ()
+    # the same replies through the structured records
+    (record,) = srv.replies[0].srv()
+    assert (record.priority, record.weight, record.port) == (0, 100, 443)
+    assert record.target == "kubernetes.default.svc.cluster.local." and record.ttl == 30
+    assert ptr.replies[0].rdata("PTR") == ["kubernetes.default.svc.cluster.local."]
+    soa = nx.replies[0].soa()
+    assert soa is not None and (soa.name, soa.mname, soa.minimum) == ("cluster.local.", "ns.dns.cluster.local.", 5)
+    assert nx.replies[0].negative_ttl() == 5
 
 
 def test_query_without_a_server_reports_each_failure(probe: ProbeRunner) -> None:

@@ -9,22 +9,29 @@ from collections.abc import Callable
 from typing import Any
 
 import dns.message
+import dns.rcode
+import dns.rrset
 import pytest
 
 from pytest_k8sdns.errors import PodError
 from pytest_k8sdns.probe import (
     LOOKUP_COLUMNS,
+    PROBE_VERSION,
     LookupResult,
     LookupRow,
     ProbeInfo,
+    Soa,
+    Srv,
     parse_burst,
     parse_info,
     parse_lookup,
     parse_output,
     parse_query,
     parse_record,
-    payload,
 )
+from pytest_k8sdns.probe.payload import query as payload_query
+from pytest_k8sdns.probe.payload import wire
+from pytest_k8sdns.probe.payload.__main__ import main as payload_main
 
 FakeGai = Callable[..., list[tuple[Any, ...]]]
 
@@ -39,7 +46,7 @@ def fake_getaddrinfo(host: str, port: object, family: int = 0, type: int = 0, *r
 
 
 def run_payload(capsys: pytest.CaptureFixture[str], command: str, args: dict[str, Any]) -> tuple[int, str]:
-    code = payload.main([command, json.dumps(args)])
+    code = payload_main([command, json.dumps(args)])
     return code, capsys.readouterr().out
 
 
@@ -122,7 +129,7 @@ def test_bad_output_raises_one_line_pod_error(command: str, output: str, message
 def _lookup_doc(rows: list[Any]) -> dict[str, Any]:
     return {
         "command": "lookup",
-        "probe_version": 1,
+        "probe_version": PROBE_VERSION,
         "names": ["a"],
         "family": "any",
         "socktype": "any",
@@ -156,7 +163,7 @@ def test_good_hand_written_lookup_doc() -> None:
 def test_query_and_record_docs_parse() -> None:
     query = {
         "command": "query",
-        "probe_version": 1,
+        "probe_version": PROBE_VERSION,
         "server": "10.96.0.10",
         "port": 53,
         "name": "a",
@@ -170,18 +177,25 @@ def test_query_and_record_docs_parse() -> None:
                 "rcode": "NOERROR",
                 "error": None,
                 "flags": ["QR"],
-                "answers": ["a. 5 IN A 10.0.0.1", 'a. 5 IN TXT "x"'],
-                "ttls": [5, 5],
+                "answer": [
+                    {"name": "a.", "ttl": 5, "class": "IN", "type": "A", "rdata": "10.0.0.1"},
+                    {"name": "a.", "ttl": 5, "class": "IN", "type": "TXT", "rdata": '"x"', "fields": {"strings": ["x"]}},
+                ],
                 "authority": [],
+                "additional": [],
             }
         ],
         "totals": {"queries": 1, "ok": 1, "failed": 0},
     }
     parsed = parse_query(json.dumps(query))
     assert parsed.replies[0].addresses() == ("10.0.0.1",) and parsed.replies[0].ok
+    assert parsed.replies[0].answers == ("a. 5 IN A 10.0.0.1", 'a. 5 IN TXT "x"')
+    assert parsed.replies[0].rdata("TXT") == ['"x"'] and parsed.replies[0].records("TXT")[0].fields == {
+        "strings": ("x",)
+    }
     record: dict[str, Any] = {
         "command": "record",
-        "probe_version": 1,
+        "probe_version": PROBE_VERSION,
         "listen": "127.0.0.1",
         "upstream": ["10.96.0.10"],
         "port": 53,
@@ -227,7 +241,86 @@ def test_query_and_record_docs_parse() -> None:
     ],
 )
 def test_builtin_question_parser_agrees_with_dnspython(name: str, rdtype: str) -> None:
-    wire = dns.message.make_query(name, rdtype, use_edns=0).to_wire()
-    assert payload._question_builtin(wire) == (name, rdtype)
-    parse, parser = payload._question_parser()
-    assert parser == "dnspython" and parse(wire) == (name, rdtype)
+    wire_bytes = dns.message.make_query(name, rdtype, use_edns=0).to_wire()
+    assert wire.question_builtin(wire_bytes) == (name, rdtype)
+    reader = wire.Reader()
+    assert reader.name == "dnspython" and reader.question(wire_bytes) == (name, rdtype)
+
+
+@pytest.mark.parametrize("rcode", [dns.rcode.NOERROR, dns.rcode.SERVFAIL, dns.rcode.NXDOMAIN, dns.rcode.REFUSED])
+def test_builtin_rcode_agrees_with_dnspython(rcode: dns.rcode.Rcode) -> None:
+    reply = dns.message.make_response(dns.message.make_query("a.example.", "A"))
+    reply.set_rcode(rcode)
+    wire_bytes = reply.to_wire()
+    assert wire.rcode_builtin(wire_bytes) == wire.Reader().rcode(wire_bytes) == dns.rcode.to_text(rcode)
+
+
+def _reply_doc(text: str, section: str = "answer") -> dict[str, Any]:
+    """A query document with one reply whose `section` holds the records of zone text, made by the
+    payload's own code from dnspython's reading of it."""
+    rrsets = []
+    for line in text.strip().splitlines():
+        name, ttl, rdclass, rdtype, rdata = line.split(None, 4)
+        rrsets.append(dns.rrset.from_text(name, int(ttl), rdclass, rdtype, rdata))
+    dns_module = payload_query.dnspython()
+    sections = {"answer": [], "authority": [], "additional": []}
+    sections[section] = payload_query.records(dns_module, rrsets)
+    reply = {"latency_ns": 1, "rcode": "NOERROR", "error": None, "flags": ["QR"], **sections}
+    return {
+        "command": "query", "probe_version": PROBE_VERSION, "server": "10.96.0.10", "port": 53, "name": "n",
+        "qname": "n.", "rdtype": "A", "tcp": False, "timeout": 1.0, "replies": [reply],
+        "totals": {"queries": 1, "ok": 1, "failed": 0},
+    }  # fmt: skip
+
+
+def test_structured_records_answer_without_splitting_text() -> None:
+    doc = _reply_doc(
+        """
+        web.ns.svc.cluster.local. 30 IN A 10.96.5.5
+        web.ns.svc.cluster.local. 30 IN A 10.96.5.6
+        _http._tcp.web.ns.svc.cluster.local. 30 IN SRV 0 100 80 web.ns.svc.cluster.local.
+        5.5.96.10.in-addr.arpa. 30 IN PTR web.ns.svc.cluster.local.
+        dns-version.cluster.local. 30 IN TXT "1.1.0"
+        ext.ns.svc.cluster.local. 30 IN CNAME api.example.test.
+        """
+    )
+    (reply,) = parse_query(json.dumps(doc)).replies
+    assert reply.rdata("A") == ["10.96.5.5", "10.96.5.6"] and reply.addresses() == ("10.96.5.5", "10.96.5.6")
+    assert reply.srv() == [Srv("_http._tcp.web.ns.svc.cluster.local.", 30, 0, 100, 80, "web.ns.svc.cluster.local.")]
+    assert reply.rdata("SRV") == ["0 100 80 web.ns.svc.cluster.local."]
+    assert reply.rdata("ptr") == ["web.ns.svc.cluster.local."]
+    assert reply.rdata("TXT") == ['"1.1.0"'] and reply.records("TXT")[0].fields == {"strings": ("1.1.0",)}
+    assert reply.rdata("CNAME") == ["api.example.test."]
+    assert reply.answers[0] == "web.ns.svc.cluster.local. 30 IN A 10.96.5.5" and set(reply.ttls) == {30}
+    assert reply.soa() is None and reply.negative_ttl() is None and reply.records(section="authority") == []
+
+
+def test_negative_answer_gives_its_soa_and_denial_ttl() -> None:
+    doc = _reply_doc(
+        "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1700000000 7200 1800 86400 30",
+        section="authority",
+    )
+    (reply,) = parse_query(json.dumps(doc)).replies
+    assert reply.soa() == Soa(
+        "cluster.local.", 5, "ns.dns.cluster.local.", "hostmaster.cluster.local.", 1700000000, 7200, 1800, 86400, 30
+    )
+    assert reply.negative_ttl() == 5 and reply.answers == () and reply.rdata("A") == []
+
+
+@pytest.mark.parametrize(
+    ("record", "where"),
+    [
+        ({"name": "a.", "ttl": 5, "class": "IN", "type": "SRV", "rdata": "0 1 80 t."}, r"answer\[0\]"),
+        (
+            {"name": "a.", "ttl": 5, "class": "IN", "type": "SRV", "rdata": "0 1 80 t.",
+             "fields": {"priority": 0, "weight": 1, "port": "80", "target": "t."}},
+            r"answer\[0\]\.fields\.port",
+        ),
+        ({"name": "a.", "ttl": -1, "class": "IN", "type": "A", "rdata": "10.0.0.1"}, r"answer\[0\]\.ttl"),
+    ],
+)  # fmt: skip
+def test_bad_records_are_caught(record: dict[str, Any], where: str) -> None:
+    doc = _reply_doc("a. 5 IN A 10.0.0.1")
+    doc["replies"][0]["answer"] = [record]
+    with pytest.raises(PodError, match=r"invalid output at \$\.replies\[0\]\." + where):
+        parse_query(json.dumps(doc))

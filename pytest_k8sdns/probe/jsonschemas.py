@@ -1,0 +1,209 @@
+"""The JSON Schema of each probe command's output document, built from protocol.py.
+
+Lookup rows are left as plain arrays here: schema.py checks them with a loop, because there can
+be hundreds of thousands and jsonschema would take seconds per run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_k8sdns.probe.protocol import (
+    BURST_COLUMNS,
+    FAMILIES,
+    LIBCS,
+    LOOKUP_COLUMNS,
+    PARSERS,
+    PROBE_VERSION,
+    PROTOS,
+    RDATA_FIELDS,
+    RECORD_COLUMNS,
+    RECORD_KEYS,
+    SECTIONS,
+    SOCKTYPES,
+    STOP_REASONS,
+)
+
+_INT = {"type": "integer"}
+_NONNEG = {"type": "integer", "minimum": 0}
+_STR = {"type": "string"}
+_STRS = {"type": "array", "items": _STR}
+_NULL_STR = {"type": ["string", "null"]}
+_PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+
+
+def _object(properties: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": sorted(key for key in properties if key not in optional),
+    }
+
+
+def _doc(command: str, properties: dict[str, Any]) -> dict[str, Any]:
+    base = {"command": {"const": command}, "probe_version": {"const": PROBE_VERSION}}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **_object({**base, **properties})}
+
+
+_LIBC_RUN = {
+    "names": {"type": "array", "items": _STR, "minItems": 1},
+    "family": {"enum": list(FAMILIES)},
+    "socktype": {"enum": list(SOCKTYPES)},
+    "lookups": {"type": "array"},  # integer rows, checked by schema.py (see module docstring)
+    "addresses": {"type": "array", "items": {"anyOf": [{"type": "null"}, _STRS]}},
+    "errors": {"type": "object", "additionalProperties": _STR, "propertyNames": {"pattern": "^-?[0-9]+$"}},
+    "totals": _object(
+        {
+            "lookups": _NONNEG,
+            "ok": _NONNEG,
+            "failed": _NONNEG,
+            "elapsed_ns": _NONNEG,
+            "rate_per_s": {"type": "number", "minimum": 0},
+        }
+    ),
+}
+
+# The rdata fields that are numbers or lists of character strings; the rest are names.
+_FIELD_SCHEMAS = {
+    **dict.fromkeys(("serial", "refresh", "retry", "expire", "minimum", "priority", "weight", "preference"),
+                    _NONNEG),
+    "port": {"type": "integer", "minimum": 0, "maximum": 65535},
+    "strings": _STRS,
+}
+
+# A record of a reply section; the types of RDATA_FIELDS carry exactly their fields.
+_RECORD = {
+    **_object({**dict.fromkeys(RECORD_KEYS, _STR), "ttl": _NONNEG, "fields": {"type": "object"}}, optional=("fields",)),
+    "allOf": [
+        {
+            "if": {"properties": {"type": {"const": rdtype}}},
+            "then": {
+                "required": ["fields"],
+                "properties": {
+                    "fields": {
+                        **_object({key: _FIELD_SCHEMAS.get(key, _STR) for key in keys}),
+                        "additionalProperties": False,
+                    }
+                },
+            },
+        }
+        for rdtype, keys in RDATA_FIELDS.items()
+    ],
+}
+
+_REPLY = _object(
+    {
+        "latency_ns": _NONNEG,
+        "rcode": _NULL_STR,
+        "error": _NULL_STR,
+        "flags": _STRS,
+        **{section: {"type": "array", "items": _RECORD} for section in SECTIONS},
+    }
+)
+
+_RECORDED_QUERY = {
+    "type": "array",
+    "prefixItems": [_STR, _STR, {"enum": list(PROTOS)}],
+    "minItems": len(RECORD_COLUMNS),
+    "maxItems": len(RECORD_COLUMNS),
+}
+
+_RECORDED_LOOKUP = _object(
+    {
+        "name": _STR,
+        "ok": {"type": "boolean"},
+        "error_code": _INT,
+        "error": _NULL_STR,
+        "addresses": _STRS,
+        "latency_ns": _NONNEG,
+        "queries": {"type": "array", "items": _RECORDED_QUERY},
+        "rcodes": {"type": "array", "items": _NULL_STR},
+        "late_queries": _NONNEG,
+    }
+)
+
+# One per protocol.COMMANDS entry, in its order (tests/probe checks it).
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "info": _doc(
+        "info",
+        {
+            "python": {"type": "string", "pattern": r"^\d+\.\d+"},
+            "implementation": _STR,
+            "executable": _STR,
+            "machine": _STR,
+            "libc": {"enum": list(LIBCS)},
+            "libc_version": _NULL_STR,
+            "libc_evidence": _STR,
+            "hostname": _STR,
+            "resolv_conf": _NULL_STR,
+            "resolv_conf_error": _NULL_STR,
+            "pid": {"type": "integer", "minimum": 1},
+            "dnspython": _NULL_STR,
+        },
+    ),
+    "lookup": _doc(
+        "lookup",
+        {
+            **_LIBC_RUN,
+            "columns": {"const": list(LOOKUP_COLUMNS)},
+            "qps": {"type": "number", "minimum": 0},
+            "concurrency": {"type": "integer", "minimum": 1},
+            "count": {"type": ["integer", "null"]},
+            "duration_s": {"type": ["number", "null"]},
+            "stopped": {"enum": list(STOP_REASONS)},
+        },
+    ),
+    "burst": _doc(
+        "burst",
+        {
+            **_LIBC_RUN,
+            "columns": {"const": list(BURST_COLUMNS)},
+            "bursts": {"type": "integer", "minimum": 1},
+            "parallel": {"type": "integer", "minimum": 1},
+            "interval_s": {"type": "number", "minimum": 0},
+        },
+    ),
+    "query": _doc(
+        "query",
+        {
+            "server": _STR,
+            "port": _PORT,
+            "name": _STR,
+            "qname": _STR,
+            "rdtype": _STR,
+            "tcp": {"type": "boolean"},
+            "timeout": {"type": "number"},
+            "replies": {"type": "array", "items": _REPLY},
+            "totals": _object({"queries": _NONNEG, "ok": _NONNEG, "failed": _NONNEG}),
+        },
+    ),
+    "record": _doc(
+        "record",
+        {
+            "listen": _STR,
+            "upstream": {"type": "array", "items": _STR, "minItems": 1},
+            "port": _PORT,
+            "family": {"enum": list(FAMILIES)},
+            "resolv_conf": _NULL_STR,
+            "warnings": _STRS,
+            "parser": {"enum": list(PARSERS)},
+            "columns": {"const": list(RECORD_COLUMNS)},
+            "lookups": {"type": "array", "items": _RECORDED_LOOKUP},
+            "unattributed": {"type": "array", "items": _RECORDED_QUERY},
+            "dropped": _NONNEG,
+            "unanswered": _NONNEG,
+        },
+    ),
+    "http": _doc(
+        "http",
+        {
+            "url": _STR,
+            "status": {"type": "integer", "minimum": 100, "maximum": 599},
+            "reason": _STR,
+            "headers": {"type": "object", "additionalProperties": _STR},
+            "body": _STR,
+            "truncated": {"type": "boolean"},
+            "latency_ns": _NONNEG,
+        },
+    ),
+}

@@ -1,0 +1,70 @@
+"""Dispatch `<command> ['<json args>']` to its module; print exactly one JSON document.
+
+On failure the document is {"command", "probe_version", "error"} and the exit code 2, with the
+traceback on stderr. The probe reads no file but /etc/resolv.conf, and sends DNS traffic only to
+the servers named in its arguments and through the libc's own resolver.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from ..protocol import PROBE_VERSION
+from .common import ArgError
+from .http import cmd_http
+from .info import cmd_info
+from .lookup import cmd_burst, cmd_lookup
+from .query import cmd_query
+from .record import cmd_record
+
+if TYPE_CHECKING:  # an alias only for annotations: subscripted builtins are not evaluated on Python 3.8 then
+    from collections.abc import Callable
+
+    Command = Callable[[dict[str, Any]], dict[str, Any]]
+
+# One handler per protocol.COMMANDS entry, in its order (tests/probe checks it).
+HANDLERS: dict[str, Command] = {
+    "info": cmd_info,
+    "lookup": cmd_lookup,
+    "burst": cmd_burst,
+    "query": cmd_query,
+    "record": cmd_record,
+    "http": cmd_http,
+}
+
+
+def emit(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc, separators=(",", ":"), allow_nan=False))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv else ""
+    try:
+        if command not in HANDLERS:
+            raise ArgError("unknown command {!r}; valid: {}".format(command, ", ".join(sorted(HANDLERS))))
+        if len(argv) > 2:
+            raise ArgError(f"expected <command> ['<json args>'], got {len(argv)} arguments")
+        try:
+            args = json.loads(argv[1]) if len(argv) == 2 else {}
+        except ValueError as exc:
+            raise ArgError(f"arguments are not JSON: {exc}") from None
+        if not isinstance(args, dict):
+            raise ArgError("arguments must be a JSON object")
+        doc: dict[str, Any] = {"command": command, "probe_version": PROBE_VERSION}
+        doc.update(HANDLERS[command](args))
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        emit({"command": command, "probe_version": PROBE_VERSION, "error": f"{type(exc).__name__}: {exc}"})
+        return 2
+    emit(doc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""`info`: the interpreter, libc, hostname and /etc/resolv.conf of the pod the probe runs in."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from typing import Any
+
+from .common import read_resolv_conf
+
+
+def detect_libc() -> tuple[str, str | None, str]:
+    """(libc, version, evidence). glibc answers confstr; musl does not, so look for its marks."""
+    try:
+        text = os.confstr("CS_GNU_LIBC_VERSION")
+    except (ValueError, OSError):
+        text = None
+    if text and text.startswith("glibc"):
+        return "glibc", text.split()[-1], "confstr"
+    import glob
+    import platform
+
+    loaders = sorted(glob.glob("/lib/ld-musl-*.so.1"))
+    if loaders:
+        return "musl", None, loaders[0]
+    build = [getattr(sys.implementation, "_multiarch", "") or ""]
+    try:
+        import sysconfig
+
+        for var in ("MULTIARCH", "HOST_GNU_TYPE", "CC"):
+            build.append(str(sysconfig.get_config_var(var) or ""))
+    except Exception:  # a stripped static build may lack its _sysconfigdata module
+        pass
+    marks = [part for part in build if "musl" in part]
+    if marks:
+        return "musl", None, "build: " + marks[0]
+    try:
+        name, version = platform.libc_ver()
+    except Exception:
+        name, version = "", ""
+    if name == "glibc":
+        return "glibc", version or None, "platform.libc_ver"
+    if sys.platform.startswith("linux"):
+        return "musl", None, "no glibc"
+    return "unknown", None, "not linux"
+
+
+def _dnspython_version() -> str | None:
+    # Only dns.version: it imports even where the rest of the bundled dnspython does not.
+    try:
+        import dns.version
+
+        return dns.version.version
+    except Exception:
+        return None
+
+
+def cmd_info(args: dict[str, Any]) -> dict[str, Any]:
+    import platform
+
+    libc, libc_version, evidence = detect_libc()
+    text, error = read_resolv_conf()
+    return {
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "executable": sys.executable,
+        "machine": platform.machine(),
+        "libc": libc,
+        "libc_version": libc_version,
+        "libc_evidence": evidence,
+        "hostname": socket.gethostname(),
+        "resolv_conf": text,
+        "resolv_conf_error": error,
+        "pid": os.getpid(),
+        "dnspython": _dnspython_version(),
+    }

@@ -1,0 +1,198 @@
+"""`lookup` (paced libc getaddrinfo lookups) and `burst` (parallel ones released together)."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+import time
+from typing import Any
+
+from ..protocol import (
+    BURST_COLUMNS,
+    DEFAULT_MAX_LOOKUPS,
+    ERR_ENCODE,
+    ERR_OTHER,
+    FAMILIES,
+    LOOKUP_COLUMNS,
+    MAX_DURATION_S,
+    MAX_LOOKUPS,
+    MAX_THREADS,
+    SOCKTYPES,
+)
+from .common import ArgError, ProbeFailure, arg, key_of, mono
+
+
+class Lookups:
+    """Shared state of one run of libc lookups: names, first addresses, error texts."""
+
+    def __init__(self, names: list[str], family: int, socktype: int) -> None:
+        self.names = names
+        self.family = family
+        self.socktype = socktype
+        self.addresses: list[list[str] | None] = [None] * len(names)
+        self.errors: dict[int, str] = {}
+
+    def one(self, idx: int, t0: int) -> list[int]:
+        """Do one getaddrinfo of names[idx]; return its row (without the burst column)."""
+        name = self.names[idx]
+        start = mono()
+        try:
+            res = socket.getaddrinfo(name, None, self.family, self.socktype)
+        except socket.gaierror as exc:
+            end = mono()
+            code = exc.errno if isinstance(exc.errno, int) and exc.errno else ERR_OTHER
+            self._error(code, exc)
+            return [idx, start - t0, end - start, 0, code, 0]
+        except UnicodeError as exc:
+            end = mono()
+            self._error(ERR_ENCODE, exc)
+            return [idx, start - t0, end - start, 0, ERR_ENCODE, 0]
+        except Exception as exc:
+            end = mono()
+            self._error(ERR_OTHER, exc)
+            return [idx, start - t0, end - start, 0, ERR_OTHER, 0]
+        end = mono()
+        addrs = {ai[4][0] for ai in res}
+        if self.addresses[idx] is None:
+            self.addresses[idx] = sorted(str(addr) for addr in addrs)
+        return [idx, start - t0, end - start, 1, 0, len(addrs)]
+
+    def _error(self, code: int, exc: BaseException) -> None:
+        if code not in self.errors:
+            self.errors[code] = f"{type(exc).__name__}: {exc}"
+
+    def document(self, rows: list[list[int]], elapsed_ns: int) -> dict[str, Any]:
+        ok = sum(row[3] for row in rows)
+        return {
+            "names": self.names,
+            "family": key_of(FAMILIES, self.family),
+            "socktype": key_of(SOCKTYPES, self.socktype),
+            "lookups": rows,
+            "addresses": self.addresses,
+            "errors": {str(code): text for code, text in sorted(self.errors.items())},
+            "totals": {
+                "lookups": len(rows),
+                "ok": ok,
+                "failed": len(rows) - ok,
+                "elapsed_ns": elapsed_ns,
+                "rate_per_s": round(len(rows) / (elapsed_ns / 1e9), 3) if elapsed_ns > 0 else 0.0,
+            },
+        }
+
+
+def _lookups(args: dict[str, Any]) -> Lookups:
+    names = arg(args, "names", list, required=True)
+    family = FAMILIES[arg(args, "family", str, "any", choices=FAMILIES)]
+    socktype = SOCKTYPES[arg(args, "socktype", str, "any", choices=SOCKTYPES)]
+    return Lookups(names, family, socktype)
+
+
+def cmd_lookup(args: dict[str, Any]) -> dict[str, Any]:
+    run = _lookups(args)
+    count = arg(args, "count", int, None, lo=1, hi=MAX_LOOKUPS)
+    duration_s = arg(args, "duration_s", float, None, lo=0.0, hi=MAX_DURATION_S)
+    qps = arg(args, "qps", float, 0.0, lo=0.0, hi=1e6)
+    concurrency = arg(args, "concurrency", int, 1, lo=1, hi=MAX_THREADS)
+    max_lookups = arg(args, "max_lookups", int, DEFAULT_MAX_LOOKUPS, lo=1, hi=MAX_LOOKUPS)
+    if count is None and duration_s is None:
+        count = len(run.names)
+    limit = min(count, max_lookups) if count is not None else max_lookups
+    n_names = len(run.names)
+    period_ns = 1e9 / qps if qps > 0 else 0.0
+    duration_ns = int(duration_s * 1e9) if duration_s is not None else None
+    counter = itertools.count()  # next() on it is atomic under the GIL: the shared ticket
+    stopped: list[str] = []
+    t0 = mono()
+    deadline = t0 + duration_ns if duration_ns is not None else None
+
+    def worker(rows: list[list[int]]) -> None:
+        one = run.one
+        append = rows.append
+        while True:
+            i = next(counter)
+            if i >= limit:
+                stopped.append("count" if count is not None and i >= count else "limit")
+                return
+            if period_ns:
+                due = t0 + int(i * period_ns)
+                if deadline is not None and due >= deadline:
+                    stopped.append("duration")
+                    return
+                wait = due - mono()
+                if wait > 0:
+                    time.sleep(wait / 1e9)  # pacing to the asked rate, not a wait for a condition
+            elif deadline is not None and mono() >= deadline:
+                stopped.append("duration")
+                return
+            append(one(i % n_names, t0))
+
+    per_thread: list[list[list[int]]] = [[] for _ in range(concurrency)]
+    if concurrency == 1:
+        worker(per_thread[0])
+    else:
+        threads = [threading.Thread(target=worker, args=(rows,), daemon=True) for rows in per_thread]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    elapsed = mono() - t0
+    rows = sorted(itertools.chain.from_iterable(per_thread), key=lambda row: row[1])
+    doc = run.document(rows, elapsed)
+    doc.update(
+        {
+            "columns": list(LOOKUP_COLUMNS),
+            "qps": qps,
+            "concurrency": concurrency,
+            "count": count,
+            "duration_s": duration_s,
+            "stopped": next((why for why in ("limit", "duration") if why in stopped), "count"),
+        }
+    )
+    return doc
+
+
+def cmd_burst(args: dict[str, Any]) -> dict[str, Any]:
+    run = _lookups(args)
+    bursts = arg(args, "bursts", int, 1, lo=1, hi=100000)
+    parallel = arg(args, "parallel", int, 2, lo=1, hi=MAX_THREADS)
+    interval_s = arg(args, "interval_s", float, 1.0, lo=0.0, hi=MAX_DURATION_S)
+    if bursts * parallel > MAX_LOOKUPS:
+        raise ArgError(f"bursts x parallel = {bursts * parallel} lookups; at most {MAX_LOOKUPS}")
+    interval_ns = int(interval_s * 1e9)
+    n_names = len(run.names)
+    # The barrier holds each burst's threads until all are there, so their lookups start together
+    # (and, through a DNAT'ed service IP, race in conntrack as real clients do).
+    barrier = threading.Barrier(parallel)
+    failures: list[str] = []
+    t0 = mono()
+
+    def worker(j: int, rows: list[list[int]]) -> None:
+        try:
+            for b in range(bursts):
+                wait = t0 + b * interval_ns - mono()
+                if wait > 0:
+                    time.sleep(wait / 1e9)  # the burst schedule, not a wait for a condition
+                barrier.wait(timeout=120)
+                row = run.one((b * parallel + j) % n_names, t0)
+                row.append(b)
+                rows.append(row)
+        except threading.BrokenBarrierError:
+            failures.append("burst barrier broken (a thread stalled for 120 s)")
+        except Exception as exc:
+            failures.append(f"{type(exc).__name__}: {exc}")
+            barrier.abort()
+
+    per_thread: list[list[list[int]]] = [[] for _ in range(parallel)]
+    threads = [threading.Thread(target=worker, args=(j, rows), daemon=True) for j, rows in enumerate(per_thread)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise ProbeFailure(failures[0])
+    elapsed = mono() - t0
+    rows = sorted(itertools.chain.from_iterable(per_thread), key=lambda row: (row[6], row[1]))
+    doc = run.document(rows, elapsed)
+    doc.update({"columns": list(BURST_COLUMNS), "bursts": bursts, "parallel": parallel, "interval_s": interval_s})
+    return doc

@@ -1,0 +1,54 @@
+"""The probe protocol, written once: commands, document version, row columns, error codes and limits.
+
+Shared by the payload (inside the pod, packed into the zipapp beside it), build.py and the schemas,
+so it imports nothing but the stdlib and must stay valid Python 3.8.
+"""
+
+from __future__ import annotations
+
+import socket
+
+# Bumped whenever a document's shape changes; the host refuses documents of another version.
+# 2: query replies carry structured records (answer, authority, additional) instead of text lines.
+PROBE_VERSION = 2
+
+COMMANDS = ("info", "lookup", "burst", "query", "record", "http")
+
+# Lookup rows are compact integer arrays (a run keeps up to MAX_LOOKUPS of them), named by these.
+LOOKUP_COLUMNS = ("name_index", "start_offset_ns", "latency_ns", "ok", "error_code", "n_addrs")
+BURST_COLUMNS = LOOKUP_COLUMNS + ("burst",)
+RECORD_COLUMNS = ("qname", "qtype", "proto")
+
+# error_code values that are not getaddrinfo's EAI_* codes (those are negative, never 0).
+ERR_ENCODE = -1000  # the name cannot be encoded (IDNA/Unicode error in Python)
+ERR_OTHER = -1001  # any other exception raised around getaddrinfo
+
+FAMILIES = {"any": socket.AF_UNSPEC, "inet": socket.AF_INET, "inet6": socket.AF_INET6}
+SOCKTYPES = {"any": 0, "stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM}
+LIBCS = ("glibc", "musl", "unknown")
+STOP_REASONS = ("count", "duration", "limit")
+PROTOS = ("udp", "tcp")
+# Who read the recorded questions: dnspython, or the fallback for interpreters it does not run on.
+PARSERS = ("dnspython", "builtin")
+
+# Sections of a query reply, as dnspython names them, and the keys of each record in them.
+SECTIONS = ("answer", "authority", "additional")
+RECORD_KEYS = ("name", "ttl", "class", "type", "rdata")
+# Record types whose rdata the payload also emits field by field (dnspython's attribute names),
+# so the host never splits rdata text. Names are absolute text, counts are integers.
+RDATA_FIELDS = {
+    "SOA": ("mname", "rname", "serial", "refresh", "retry", "expire", "minimum"),
+    "SRV": ("priority", "weight", "port", "target"),
+    "MX": ("preference", "exchange"),
+    "TXT": ("strings",),
+}
+
+MAX_NAMES = 1000
+MAX_LOOKUPS = 2000000  # rows kept by `lookup`; past it the run stops with stopped="limit"
+DEFAULT_MAX_LOOKUPS = 500000
+MAX_DURATION_S = 3600.0
+MAX_THREADS = 256
+MAX_RECORDS = 20000  # queries kept by `record`; further ones are forwarded but only counted
+MAX_PENDING_UDP = 512  # upstream UDP exchanges in flight in the forwarder
+MAX_TCP_CLIENTS = 32
+MAX_HTTP_BYTES = 16 * 1024 * 1024

@@ -1,0 +1,277 @@
+"""The probe's documents as typed results: what schema.py returns for each command.
+
+Query replies hold structured records with accessors (rdata, records, srv, soa, negative_ttl),
+so no caller splits DNS text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from pytest_k8sdns.errors import PodError
+
+
+@dataclass(frozen=True)
+class ProbeInfo:
+    """`info`: the interpreter and libc a probe pod runs, and its resolver configuration."""
+
+    python: str
+    implementation: str
+    executable: str
+    machine: str
+    libc: str  # "glibc", "musl" or "unknown"
+    libc_version: str | None
+    libc_evidence: str
+    hostname: str
+    resolv_conf: str | None
+    resolv_conf_error: str | None
+    pid: int
+    dnspython: str | None
+
+
+@dataclass(frozen=True)
+class LookupRow:
+    """One libc getaddrinfo: offsets are from the start of the run, in nanoseconds."""
+
+    name_index: int
+    start_offset_ns: int
+    latency_ns: int
+    ok: bool
+    error_code: int  # 0, an EAI_* code (negative), -1000 (name not encodable) or -1001 (other)
+    n_addrs: int
+    burst: int | None = None  # the burst index, for `burst` rows
+
+    @property
+    def latency_s(self) -> float:
+        return self.latency_ns / 1e9
+
+
+@dataclass(frozen=True)
+class LookupTotals:
+    lookups: int
+    ok: int
+    failed: int
+    elapsed_ns: int
+    rate_per_s: float
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    """`lookup` (and, with bursts set, `burst`): rows plus what was resolved and what failed."""
+
+    names: tuple[str, ...]
+    family: str
+    socktype: str
+    rows: tuple[LookupRow, ...]
+    addresses: tuple[tuple[str, ...] | None, ...]  # per name, from its first success
+    errors: Mapping[int, str]  # error_code -> first message seen
+    totals: LookupTotals
+    qps: float | None = None
+    concurrency: int | None = None
+    stopped: str | None = None
+    bursts: int | None = None
+    parallel: int | None = None
+    interval_s: float | None = None
+
+    def name_of(self, row: LookupRow) -> str:
+        return self.names[row.name_index]
+
+
+BurstResult = LookupResult
+
+FieldValue = int | str | tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    """One resource record of a reply, as dnspython read it; names are absolute (trailing dot)."""
+
+    name: str
+    ttl: int
+    rdclass: str  # "IN"
+    rdtype: str  # "A", "SRV", ...
+    rdata: str  # dnspython's presentation text, e.g. "0 100 80 web.ns.svc.cluster.local."
+    fields: Mapping[str, FieldValue] = field(default_factory=dict)  # for protocol.RDATA_FIELDS types
+
+    @property
+    def text(self) -> str:
+        """The record as one zone-file line, as dnspython prints it."""
+        return f"{self.name} {self.ttl} {self.rdclass} {self.rdtype} {self.rdata}"
+
+
+@dataclass(frozen=True)
+class Srv:
+    """An SRV record (RFC 2782)."""
+
+    name: str
+    ttl: int
+    priority: int
+    weight: int
+    port: int
+    target: str  # absolute, with the trailing dot
+
+
+@dataclass(frozen=True)
+class Soa:
+    """An SOA record; in a negative answer's authority section its TTL is how long to cache the
+    denial (RFC 2308 section 3)."""
+
+    name: str
+    ttl: int
+    mname: str
+    rname: str
+    serial: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+
+
+def _int(record: DnsRecord, key: str) -> int:
+    value = record.fields[key]
+    if not isinstance(value, int):  # jsonschemas.py rules this out for documents it checked
+        raise PodError(f"{record.rdtype} record {record.name} has {key}={value!r}, not a number; "
+                       "parse replies with pytest_k8sdns.probe.schema")
+    return value
+
+
+def _str(record: DnsRecord, key: str) -> str:
+    value = record.fields[key]
+    if not isinstance(value, str):
+        raise PodError(f"{record.rdtype} record {record.name} has {key}={value!r}, not a name; "
+                       "parse replies with pytest_k8sdns.probe.schema")
+    return value
+
+
+@dataclass(frozen=True)
+class QueryReply:
+    """One reply (or the lack of one) to a `query`, its sections as records."""
+
+    latency_ns: int
+    rcode: str | None  # None when no reply came (then error says why)
+    error: str | None
+    flags: tuple[str, ...]
+    answer: tuple[DnsRecord, ...] = ()
+    authority: tuple[DnsRecord, ...] = ()
+    additional: tuple[DnsRecord, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def records(self, rdtype: str | None = None, section: str = "answer") -> list[DnsRecord]:
+        """The records of one section ("answer", "authority", "additional"), of one type if given."""
+        found: tuple[DnsRecord, ...] = getattr(self, section)
+        return [r for r in found if rdtype is None or r.rdtype == rdtype.upper()]
+
+    def rdata(self, rdtype: str, section: str = "answer") -> list[str]:
+        """The rdata text of each record of a type, in message order: addresses for A/AAAA, the
+        target name for CNAME/PTR, the quoted strings for TXT."""
+        return [r.rdata for r in self.records(rdtype, section)]
+
+    def addresses(self) -> tuple[str, ...]:
+        """The addresses of the A and AAAA answers."""
+        return tuple(r.rdata for r in self.answer if r.rdtype in ("A", "AAAA"))
+
+    def srv(self) -> list[Srv]:
+        """The SRV answers, field by field."""
+        return [
+            Srv(r.name, r.ttl, _int(r, "priority"), _int(r, "weight"), _int(r, "port"), _str(r, "target"))
+            for r in self.records("SRV")
+        ]
+
+    def soa(self) -> Soa | None:
+        """The SOA of the authority section (a negative or referral answer), else of the answer."""
+        for r in self.records("SOA", "authority") + self.records("SOA"):
+            ints = [_int(r, key) for key in ("serial", "refresh", "retry", "expire", "minimum")]
+            return Soa(r.name, r.ttl, _str(r, "mname"), _str(r, "rname"), *ints)
+        return None
+
+    def negative_ttl(self) -> int | None:
+        """How long the server said to cache this denial: the TTL of the authority's SOA (RFC 2308
+        section 3, which sets it to min(SOA TTL, MINIMUM)); None without one."""
+        found = self.records("SOA", "authority")
+        return found[0].ttl if found else None
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """The answer section as zone-file lines, e.g. "kubernetes.default.svc.cluster.local. 30 IN A 10.96.0.1"."""
+        return tuple(r.text for r in self.answer)
+
+    @property
+    def ttls(self) -> tuple[int, ...]:
+        """The TTL of each answer record."""
+        return tuple(r.ttl for r in self.answer)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """`query`: raw dnspython exchanges with one server."""
+
+    server: str
+    port: int
+    name: str
+    qname: str
+    rdtype: str
+    tcp: bool
+    timeout: float
+    replies: tuple[QueryReply, ...]
+
+
+@dataclass(frozen=True)
+class RecordedQuery:
+    qname: str  # as sent, absolute with the trailing dot
+    qtype: str
+    proto: str  # "udp" or "tcp"
+    rcode: str | None = None  # the upstream's reply relayed back, None if none was
+
+
+@dataclass(frozen=True)
+class RecordedLookup:
+    """One libc lookup through the recording forwarder and the queries it caused, in order."""
+
+    name: str
+    ok: bool
+    error_code: int
+    error: str | None
+    addresses: tuple[str, ...]
+    latency_ns: int
+    queries: tuple[RecordedQuery, ...]
+    late_queries: int  # queries that arrived after getaddrinfo had returned
+
+    @property
+    def qnames(self) -> tuple[str, ...]:
+        """The distinct query names in the order they were first asked."""
+        return tuple(dict.fromkeys(query.qname for query in self.queries))
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    listen: str
+    upstream: tuple[str, ...]
+    port: int
+    family: str
+    resolv_conf: str | None
+    warnings: tuple[str, ...]
+    parser: str  # "dnspython", or "builtin" on an interpreter the bundled dnspython does not run on
+    lookups: tuple[RecordedLookup, ...]
+    unattributed: tuple[RecordedQuery, ...]
+    dropped: int
+    unanswered: int
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """`http`: one GET of a metrics or health endpoint from inside the pod."""
+
+    url: str
+    status: int
+    reason: str
+    headers: Mapping[str, str]  # names lower-cased
+    body: str
+    truncated: bool
+    latency_ns: int
+
+
+ProbeResult = ProbeInfo | LookupResult | QueryResult | RecordResult | HttpResult
