@@ -6,14 +6,11 @@ import ipaddress
 
 import pytest
 
-from pytest_k8sdns.verdict.expect import expect
+from pytest_k8sdns.evidence.latency import ms
 from pytest_k8sdns.probe.pods import LIBCS
+from pytest_k8sdns.verdict.expect import expect
 
 pytestmark = pytest.mark.k8sdns_check(4)
-
-
-def _a_records(reply_lines: tuple[str, ...]) -> list[str]:
-    return sorted(line.split()[4] for line in reply_lines if line.split()[3] == "A")
 
 
 @pytest.mark.k8sdns_check(2)
@@ -25,7 +22,7 @@ def test_cluster_name_raw(probe_pods, coredns, cluster_domain, kubernetes_servic
     result = probe_pods["glibc"].query(coredns.provider.cluster_ip, name, rdtype="A", tcp=tcp, count=1)
     reply = result.replies[0]
     k8sdns_record("rcode", reply.rcode)
-    k8sdns_record("latency_ms", round(reply.latency_ns / 1e6, 3), "ms")
+    k8sdns_record("latency_ms", ms(reply.latency_ns), "ms")
     expect(reply.rcode == "NOERROR" and svc in reply.addresses(), f"{name} A over {'TCP' if tcp else 'UDP'}",
            f"NOERROR with {svc}", f"{reply.rcode or reply.error} {list(reply.addresses())}",
            "check the kubernetes plugin of the cluster DNS and that it answers on TCP too")
@@ -67,8 +64,8 @@ def test_partial_names(probe_pods, dns_objects, kubernetes_service_ip, k8sdns_re
 def test_service_a(probe_pods, coredns, dns_objects, k8sdns_record):
     name = dns_objects.fqdn(dns_objects.service)
     reply = probe_pods["glibc"].query(coredns.provider.cluster_ip, name, rdtype="A").replies[0]
-    expect(_a_records(reply.answers) == [dns_objects.service_ip], f"{name} A", [dns_objects.service_ip],
-           _a_records(reply.answers) or reply.rcode, "the ClusterIP Service must have exactly its ClusterIP as A")
+    got = sorted(reply.rdata("A"))
+    expect(got == [dns_objects.service_ip], f"{name} A", [dns_objects.service_ip], got or reply.rcode, "the ClusterIP Service must have exactly its ClusterIP as A")
 
 
 def test_service_srv(probe_pods, coredns, dns_objects, k8sdns_record):
@@ -76,17 +73,16 @@ def test_service_srv(probe_pods, coredns, dns_objects, k8sdns_record):
     svc = dns_objects.fqdn(dns_objects.service)
     name = f"_http._tcp.{svc}"
     reply = probe_pods["glibc"].query(coredns.provider.cluster_ip, name, rdtype="SRV").replies[0]
-    srv = [line.split()[4:] for line in reply.answers if line.split()[3] == "SRV"]
-    k8sdns_record("srv", [" ".join(r) for r in srv])
-    expect(any(r[2] == "80" and r[3].rstrip(".") == svc for r in srv), f"{name} SRV", f"port 80 target {svc}.",
-           srv or reply.rcode, "named ports must publish SRV records (kubernetes/dns specification 2.3.1)")
+    k8sdns_record("srv", list(reply.rdata("SRV")))
+    expect(any(r.port == 80 and r.target.rstrip(".") == svc for r in reply.srv()), f"{name} SRV",
+           f"port 80 target {svc}.", list(reply.rdata("SRV")) or reply.rcode, "named ports must publish SRV records (kubernetes/dns specification 2.3.1)")
 
 
 def test_service_ptr(probe_pods, coredns, dns_objects, k8sdns_record):
     svc = dns_objects.fqdn(dns_objects.service)
     rev = ipaddress.ip_address(dns_objects.service_ip).reverse_pointer
     reply = probe_pods["glibc"].query(coredns.provider.cluster_ip, rev, rdtype="PTR").replies[0]
-    ptr = [line.split()[4].rstrip(".") for line in reply.answers if line.split()[3] == "PTR"]
+    ptr = [target.rstrip(".") for target in reply.rdata("PTR")]
     k8sdns_record("ptr", ptr)
     expect(svc in ptr, f"PTR {rev}", svc, ptr or reply.rcode,
            "the kubernetes plugin must serve in-addr.arpa for Service IPs")
@@ -96,7 +92,7 @@ def test_headless_a(probe_pods, coredns, dns_objects, k8sdns_record):
     """A headless Service has one A record per ready endpoint, none for its not-ready endpoint."""
     name = dns_objects.fqdn(dns_objects.headless)
     reply = probe_pods["glibc"].query(coredns.provider.cluster_ip, name, rdtype="A").replies[0]
-    got = _a_records(reply.answers)
+    got = sorted(reply.rdata("A"))
     k8sdns_record("a_records", got)
     k8sdns_record("not_ready_endpoints", list(dns_objects.not_ready_ips))
     published = sorted(set(got) & set(dns_objects.not_ready_ips))
@@ -108,7 +104,7 @@ def test_headless_a(probe_pods, coredns, dns_objects, k8sdns_record):
 def test_dns_version(probe_pods, coredns, cluster_domain, k8sdns_record):
     name = f"dns-version.{cluster_domain}"
     reply = probe_pods["glibc"].query(coredns.provider.cluster_ip, name, rdtype="TXT").replies[0]
-    txt = [line.split(None, 4)[4] for line in reply.answers if line.split()[3] == "TXT"]
+    txt = list(reply.rdata("TXT"))
     k8sdns_record("txt", txt)
     expect(bool(txt), f"{name} TXT", "the schema version, e.g. \"1.1.0\"", txt or reply.rcode,
            "the kubernetes plugin publishes dns-version; a missing record means another provider or zone")
@@ -130,7 +126,7 @@ def test_pod_hostname_subdomain(probe_pods, dns_objects, k8sdns_record, libc):
 def test_external_name_cname(probe_pods, coredns, dns_objects, k8sdns_record):
     name = dns_objects.fqdn(dns_objects.external)
     reply = probe_pods["glibc"].query(coredns.provider.cluster_ip, name, rdtype="CNAME").replies[0]
-    targets = [line.split()[4].rstrip(".") for line in reply.answers if line.split()[3] == "CNAME"]
+    targets = [target.rstrip(".") for target in reply.rdata("CNAME")]
     k8sdns_record("cname", targets)
     expect(dns_objects.external_target in targets, f"{name} CNAME", dns_objects.external_target,
            targets or reply.rcode, "ExternalName Services must be a CNAME to spec.externalName")
