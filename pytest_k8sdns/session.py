@@ -23,8 +23,10 @@ from pytest_k8sdns.kube import rbac
 from pytest_k8sdns.kube.client import Cluster, NodeFacts, status_message
 from pytest_k8sdns.config import Settings
 from pytest_k8sdns.errors import ClusterError, K8sDnsError
-from pytest_k8sdns.kube.kind import KindCluster, point_coredns_at, wait_deployment, wait_nodes_ready
-from pytest_k8sdns.dns.nodelocal import deploy_nodelocal, find_nodelocal
+from pytest_k8sdns.kube.kind import KindCluster, point_coredns_at
+from pytest_k8sdns.kube.rollout import wait_deployment, wait_nodes_ready
+from pytest_k8sdns.dns.nodelocal import find_nodelocal
+from pytest_k8sdns.dns.nodelocal_deploy import deploy_nodelocal
 
 RUN_KEY = pytest.StashKey["Run"]()
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from pytest_k8sdns.errors import ClusterError, NotFound
 from pytest_k8sdns.kube import pods
 from pytest_k8sdns.kube.client import Cluster
-from pytest_k8sdns.errors import ClusterError
 
 NODELOCAL_IP = "169.254.20.10"
 LOOP_LINE = re.compile(r".*plugin/loop: Loop \(.*")
@@ -105,7 +105,7 @@ class CoreDNSInspector:
                     name=p.metadata.name,
                     node=p.spec.node_name or "",
                     ip=p.status.pod_ip or "",
-                    ready=any(cd.type == "Ready" and cd.status == "True" for cd in p.status.conditions or []),
+                    ready=pods.is_ready(p),
                     restarts=sum(cs.restart_count for cs in statuses),
                     waiting_reason=waiting or "",
                     image=p.spec.containers[0].image,
@@ -131,10 +131,8 @@ class CoreDNSInspector:
         ns = self.provider.service_namespace
         try:
             cm = c.call("get", "configmaps", ns, c.core.read_namespaced_config_map, name, ns)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        except NotFound:
+            return None
         data = cm.data or {}
         return data.get("Corefile") or next(iter(data.values()), None)
 
@@ -147,8 +145,8 @@ class CoreDNSInspector:
             for previous in (False, True):
                 try:
                     text = pods.logs(self.cluster, ns, p.name, previous=previous)
-                except ApiException:
-                    continue
+                except (NotFound, ApiException):
+                    continue  # the pod went away, or its container has not started: no log to read
                 lines += [m.group(0) for m in LOOP_LINE.finditer(text)]
             if lines:
                 found[p.name] = lines

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
 from kubernetes.client import DiscoveryV1Api
 
-from pytest_k8sdns.probe import pods as probes
 from pytest_k8sdns.kube.client import MANAGED_BY, Cluster
-from pytest_k8sdns.errors import WaitTimeout
+from pytest_k8sdns.kube.pods import WATCHED_EVERY_S
+from pytest_k8sdns.kube.wait import Watched, until
+from pytest_k8sdns.probe import pods as probes
 from pytest_k8sdns.probe.pods import ProbeSpec
 
 #: A named port, so the Service has an SRV record _http._tcp.<svc>.
@@ -75,17 +75,22 @@ def create(cluster: Cluster, namespace: str, run_id: str, domain: str, image: st
 
 def _wait_endpoints(cluster: Cluster, namespace: str, service: str, count: int, timeout_s: float,
                     ready: bool = True) -> list[str]:
-    """Ready (or not-ready) addresses of a Service's EndpointSlices, once there are `count` of them."""
+    """Ready (or not-ready) addresses of a Service's EndpointSlices, once there are `count` of them;
+    woken by the watch of those slices."""
     api = DiscoveryV1Api(cluster.api_client)
-    deadline = time.monotonic() + timeout_s
-    ips: list[str] = []
-    while time.monotonic() < deadline:
-        slices = cluster.call("list", "endpointslices", namespace, api.list_namespaced_endpoint_slice, namespace,
-                              label_selector=f"kubernetes.io/service-name={service}").items
-        ips = [a for s in slices for e in s.endpoints or []
-               if bool(e.conditions and e.conditions.ready) == ready for a in e.addresses]
-        if len(ips) >= count:
-            return ips
-        time.sleep(0.5)
+    selector = f"kubernetes.io/service-name={service}"
     state = "ready" if ready else "not-ready"
-    raise WaitTimeout(f"service {namespace}/{service} has {len(ips)} {state} endpoints after {timeout_s:.0f} s, wanted {count}")
+
+    def look() -> list[str]:
+        slices = cluster.call("list", "endpointslices", namespace, api.list_namespaced_endpoint_slice, namespace,
+                              label_selector=selector).items
+        return [a for s in slices for e in s.endpoints or []
+                if bool(e.conditions and e.conditions.ready) == ready for a in e.addresses]
+
+    def message(ips: list[str]) -> str:
+        return f"service {namespace}/{service} has {len(ips)} {state} endpoints after {timeout_s:.0f} s, wanted {count}"
+
+    return until(f"{count} {state} endpoints of service {namespace}/{service}", look, lambda ips: len(ips) >= count,
+                 timeout_s=timeout_s, message=message, every_s=WATCHED_EVERY_S,
+                 watched=Watched(cluster, "endpointslices", namespace, api.list_namespaced_endpoint_slice,
+                                 label_selector=selector))

@@ -13,7 +13,7 @@ from typing import Any
 
 import urllib3
 import yaml
-from kubernetes import client, config
+from kubernetes import client, config, utils
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
@@ -158,6 +158,22 @@ class Cluster:
         name = args[0] if args and isinstance(args[0], str) and verb != "list" and args[0] != namespace else None
         with api_errors(verb, resource, namespace, self.server, name):
             return fn(*args, **kwargs)
+
+    def create(self, doc: dict[str, Any]) -> Any:
+        """Create one object of a manifest, of any kind the client knows (kubernetes.utils picks the
+        API), with failures reported as `call` reports them."""
+        __tracebackhide__ = True
+        meta = doc.get("metadata") or {}
+        namespace = meta.get("namespace")
+        # the plural the API uses for the kinds of the plugin's manifests (ConfigMap, Service, DaemonSet)
+        resource = f"{str(doc['kind']).lower()}s"
+        with api_errors("create", resource, namespace, self.server, meta.get("name")):
+            try:
+                created = utils.create_from_dict(self.api_client, doc, namespace=namespace or "default",
+                                                 _request_timeout=30)
+            except utils.FailToCreateError as exc:
+                raise exc.api_exceptions[0] from None
+        return created[0]
 
     def server_version(self) -> str:
         info = self.call("get", "version", None, self.discovery.get_code)

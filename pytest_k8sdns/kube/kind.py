@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
-import re
 import shlex
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_k8sdns.kube.client import Cluster
+from pytest_k8sdns.dns.corefile.edit import set_forward
 from pytest_k8sdns.errors import ToolError, WaitTimeout
 from pytest_k8sdns.files import fixture_path
+from pytest_k8sdns.kube.client import Cluster
+from pytest_k8sdns.kube.patch import Target, apply, value_at
+from pytest_k8sdns.kube.rollout import wait_deployment
+from pytest_k8sdns.kube.wait import until
 
 #: Label on the containers the plugin starts beside kind's nodes.
 CONTAINER_LABEL = "io.k8sdns.cluster"
@@ -126,14 +130,22 @@ class KindCluster:
         if shutil.which("kind"):
             subprocess.run(["kind", "delete", "cluster", "--name", self.name, "--kubeconfig", str(self.kubeconfig)],
                            capture_output=True, check=False, timeout=300)
-        # a `docker run` that kind started before it was killed may finish after kind delete looked
-        for attempt in range(3):
+        # a `docker run` that kind started before it was killed may finish after kind delete looked:
+        # remove what is there until a second look, a second later, finds nothing; three looks at most
+        looks = itertools.count(1)
+
+        def sweep() -> tuple[int, list[str]]:
             left = docker_leftovers(self.name)
             if left:
                 subprocess.run(["docker", "rm", "-f", "-v", *left], capture_output=True, check=False, timeout=120)
-            elif attempt:
-                break
-            time.sleep(1)
+            return next(looks), left
+
+        def swept(look: tuple[int, list[str]]) -> bool:
+            return look[0] >= 3 or (look[0] > 1 and not look[1])
+
+        with contextlib.suppress(WaitTimeout):  # best effort, as kind delete itself: the e2e tier checks
+            until(f"containers of kind cluster {self.name} removed", sweep, swept, timeout_s=10, every_s=1,
+                  seen=lambda look: ", ".join(look[1]))
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
@@ -143,45 +155,12 @@ def point_coredns_at(cluster: Cluster, upstream_ip: str, timeout_s: float = 180)
     Only for clusters the plugin created: it writes to kube-system.
     """
     assert cluster.created, "point_coredns_at changes kube-system: only for clusters the plugin created"
-    cm = cluster.call("get", "configmaps", "kube-system", cluster.core.read_namespaced_config_map, "coredns", "kube-system")
-    corefile = cm.data["Corefile"]
-    patched = re.sub(r"forward \. /etc/resolv\.conf", f"forward . {upstream_ip}", corefile)
-    cluster.call("patch", "configmaps", "kube-system", cluster.core.patch_namespaced_config_map,
-                 "coredns", "kube-system", {"data": {"Corefile": patched}})
-    stamp = str(int(time.time()))
-    cluster.call("patch", "deployments", "kube-system", cluster.apps.patch_namespaced_deployment,
-                 "coredns", "kube-system",
-                 {"spec": {"template": {"metadata": {"annotations": {"k8sdns.io/restarted-at": stamp}}}}})
+    config = Target.configmap(cluster, "kube-system", "coredns")
+    text = value_at(config.read(), "/data/Corefile")
+    # kept, not restored: the cluster is the plugin's, and the run's DNS must never leave it
+    apply(config, {"/data/Corefile": set_forward(text if isinstance(text, str) else "", [upstream_ip])})
+    Target.deployment(cluster, "kube-system", "coredns").restart()
     wait_deployment(cluster, "kube-system", "coredns", timeout_s)
-
-
-def wait_deployment(cluster: Cluster, namespace: str, name: str, timeout_s: float) -> None:
-    """Wait until a Deployment's rollout is complete and all replicas are available."""
-    deadline = time.monotonic() + timeout_s
-    seen = "nothing"
-    while time.monotonic() < deadline:
-        d = cluster.call("get", "deployments", namespace, cluster.apps.read_namespaced_deployment, name, namespace)
-        st = d.status
-        want = d.spec.replicas or 0
-        seen = (f"generation {st.observed_generation}/{d.metadata.generation}, updated {st.updated_replicas}, "
-                f"available {st.available_replicas}, unavailable {st.unavailable_replicas} of {want}")
-        if (st.observed_generation == d.metadata.generation and (st.updated_replicas or 0) == want
-                and (st.available_replicas or 0) == want and not st.unavailable_replicas):
-            return
-        time.sleep(1)
-    raise WaitTimeout(f"deployment {namespace}/{name} not rolled out after {timeout_s:.0f} s; last seen: {seen}")
-
-
-def wait_nodes_ready(cluster: Cluster, count: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    seen = "no nodes"
-    while time.monotonic() < deadline:
-        nodes = cluster.nodes()
-        seen = ", ".join(f"{n.name}={'Ready' if n.ready else 'NotReady'}" for n in nodes) or "no nodes"
-        if len(nodes) >= count and all(n.ready for n in nodes):
-            return
-        time.sleep(2)
-    raise WaitTimeout(f"{count} nodes not Ready after {timeout_s:.0f} s; last seen: {seen}")
 
 
 def docker_leftovers(label_value: str | None = None) -> list[str]:
@@ -207,6 +186,5 @@ def kind_env_ok() -> str | None:
     return None
 
 
-__all__ = ["KindCluster", "point_coredns_at", "wait_deployment", "wait_nodes_ready", "docker_leftovers",
-           "kind_env_ok", "UPSTREAM_NAMES", "run_tool"]
+__all__ = ["KindCluster", "point_coredns_at", "docker_leftovers", "kind_env_ok", "UPSTREAM_NAMES", "run_tool"]
 

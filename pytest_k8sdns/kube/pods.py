@@ -7,15 +7,17 @@ import json
 import time
 from typing import Any
 
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
+from pytest_k8sdns.errors import ClusterError, NotFound, PodError, WaitTimeout
 from pytest_k8sdns.kube.client import MANAGED_BY, Cluster
-from pytest_k8sdns.errors import ClusterError, PodError, WaitTimeout
+from pytest_k8sdns.kube.wait import Watched, until
 
-#: Container states that will not fix themselves, with the option that overrides the image.
-_PULL_FAILURES = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+#: Container states that will not fix themselves: a wait that sees one ends at once.
+PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
+#: Longest pause between two looks of a watched wait: the watch wakes it sooner on any change.
+WATCHED_EVERY_S = 5.0
 #: Label on every object of one run, so a run can remove its own from a shared namespace.
 RUN_LABEL = "k8sdns.io/run"
 
@@ -41,23 +43,13 @@ def create_namespace(cluster: Cluster, name: str, run_id: str) -> None:
     cluster.call("create", "namespaces", None, cluster.core.create_namespace, namespace_manifest(name, run_id))
 
 
-def delete_namespace(cluster: Cluster, name: str, *, wait_s: float = 0) -> None:
-    """Delete a namespace (and so everything in it); missing is fine."""
+def delete_namespace(cluster: Cluster, name: str) -> None:
+    """Delete a namespace (and so everything in it); missing is fine. Nothing waits for it to go:
+    the API server empties it in the background, and every run makes a namespace of its own name."""
     try:
         cluster.call("delete", "namespaces", None, cluster.core.delete_namespace, name, grace_period_seconds=0)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-        return
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        try:
-            cluster.core.read_namespace(name, _request_timeout=10)
-        except ApiException as exc:
-            if exc.status == 404:
-                return
-            raise
-        time.sleep(1)
+    except NotFound:
+        pass
 
 
 def check_namespace(cluster: Cluster, namespace: str, run_id: str, pod: dict[str, Any]) -> None:
@@ -74,13 +66,11 @@ def check_namespace(cluster: Cluster, namespace: str, run_id: str, pod: dict[str
         )
     try:
         cluster.call("create", "pods", namespace, cluster.core.create_namespaced_pod, namespace, pod, dry_run="All")
-    except ApiException as exc:
-        if exc.status == 404:
-            raise ClusterError(
-                f"namespace {namespace} does not exist on {cluster.server}; create it (fixtures/rbac.yaml does) "
-                f"or drop --k8sdns-namespace"
-            ) from None
-        raise
+    except NotFound:
+        raise ClusterError(
+            f"namespace {namespace} does not exist on {cluster.server}; create it (fixtures/rbac.yaml does) "
+            f"or drop --k8sdns-namespace"
+        ) from None
 
 
 def delete_run_objects(cluster: Cluster, namespace: str, run_id: str) -> None:
@@ -94,12 +84,16 @@ def delete_run_objects(cluster: Cluster, namespace: str, run_id: str) -> None:
         try:
             cluster.call("delete", "services", namespace, cluster.core.delete_namespaced_service,
                          svc.metadata.name, namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        except NotFound:
+            pass  # deleted meanwhile: what was wanted
 
 
-def _describe(pod: client.V1Pod, events: list[str]) -> str:
+def is_ready(pod: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions if pod.status else None) or [])
+
+
+def describe(pod: Any, events: list[str]) -> str:
+    """A pod's phase, its containers' states and its last events, for a timeout's "last seen"."""
     phase = pod.status.phase if pod.status else "unknown"
     states = []
     for cs in (pod.status.container_statuses or []) if pod.status else []:
@@ -124,38 +118,51 @@ def pod_events(cluster: Cluster, namespace: str, name: str) -> list[str]:
 
 
 def wait_ready(cluster: Cluster, namespace: str, names: list[str], timeout_s: float, image_options: dict[str, str]) -> None:
-    """Wait until every named pod is Ready. Image pull failures end the wait at once.
+    """Wait until every named pod is Ready, woken by the watch of the namespace's pods. An image
+    that cannot be pulled or a container that exited ends the wait at once.
 
     image_options maps an image to the command-line option that overrides it, for the message.
     """
-    deadline = time.monotonic() + timeout_s
-    pending = list(names)
-    pod: client.V1Pod | None = None
-    while pending:
-        for name in list(pending):
-            pod = cluster.call("get", "pods", namespace, cluster.core.read_namespaced_pod, name, namespace)
-            for cs in pod.status.container_statuses or []:
-                waiting = cs.state.waiting
-                if waiting and waiting.reason in _PULL_FAILURES:
-                    option = image_options.get(cs.image, "the image option")
-                    raise PodError(
-                        f"pod {namespace}/{name} cannot pull image {cs.image} ({waiting.reason}); "
-                        f"make it pullable from the cluster or point {option} at one that is"
-                    )
-                if cs.state.terminated or (waiting and waiting.reason == "CrashLoopBackOff"):
-                    raise PodError(f"pod {namespace}/{name} (image {cs.image}) exited: {_describe(pod, [])}")
-            if any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []):
-                pending.remove(name)
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            name = pending[0]
-            last = cluster.core.read_namespaced_pod(name, namespace, _request_timeout=10)
-            raise WaitTimeout(
-                f"pod {namespace}/{name} not Ready after {timeout_s:.0f} s: "
-                f"{_describe(last, pod_events(cluster, namespace, name))}"
+
+    def look() -> list[Any]:
+        """The named pods not Ready yet, in the order given."""
+        listed = {p.metadata.name: p for p in
+                  cluster.call("list", "pods", namespace, cluster.core.list_namespaced_pod, namespace).items}
+        pending = []
+        for name in names:
+            pod = listed.get(name)
+            if pod is None:
+                raise PodError(f"pod {namespace}/{name} is gone while the run waited for it; something else deletes "
+                               f"pods in namespace {namespace}: keep it to this run")
+            _raise_if_stuck(pod, image_options)
+            if not is_ready(pod):
+                pending.append(pod)
+        return pending
+
+    def message(pending: list[Any]) -> str:
+        first = pending[0]
+        name = first.metadata.name
+        return (f"pod {namespace}/{name} not Ready after {timeout_s:.0f} s: "
+                f"{describe(first, pod_events(cluster, namespace, name))}")
+
+    until(f"pods {', '.join(names)} in {namespace} not Ready", look, lambda pending: not pending,
+          timeout_s=timeout_s, message=message, every_s=WATCHED_EVERY_S,
+          watched=Watched(cluster, "pods", namespace, cluster.core.list_namespaced_pod))
+
+
+def _raise_if_stuck(pod: Any, image_options: dict[str, str]) -> None:
+    """PodError for a container state that will not fix itself."""
+    where = f"{pod.metadata.namespace}/{pod.metadata.name}"
+    for cs in (pod.status.container_statuses if pod.status else None) or []:
+        waiting = cs.state.waiting
+        if waiting and waiting.reason in PULL_FAILURES:
+            option = image_options.get(cs.image, "the image option")
+            raise PodError(
+                f"pod {where} cannot pull image {cs.image} ({waiting.reason}); "
+                f"make it pullable from the cluster or point {option} at one that is"
             )
-        time.sleep(0.5)
+        if cs.state.terminated or (waiting and waiting.reason == "CrashLoopBackOff"):
+            raise PodError(f"pod {where} (image {cs.image}) exited: {describe(pod, [])}")
 
 
 def exec_in_pod(
@@ -219,9 +226,13 @@ def logs(cluster: Cluster, namespace: str, pod: str, *, previous: bool = False, 
                 previous=previous, container=container, tail_lines=2000,
             )
         )
-    except ApiException as exc:
-        if exc.status in (400, 404) and previous:
+    except NotFound:
+        if previous:
             return ""  # no previous container
+        raise
+    except ApiException as exc:
+        if exc.status == 400 and previous:
+            return ""  # no previous container (the API server says so with a 400)
         raise
 
 

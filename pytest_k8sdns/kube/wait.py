@@ -73,11 +73,12 @@ class Watched:
 
 def until(what: str, look: Callable[[], T], done: Callable[[T], bool], *, timeout_s: float,
           seen: Callable[[T], str] = str, every_s: float = 1.0, watched: Watched | None = None,
-          stop: threading.Event | None = None) -> T:
+          stop: threading.Event | None = None, message: Callable[[T], str] | None = None) -> T:
     """Look until done(look()) holds; return the last look. On timeout, raise WaitTimeout:
-    "<what> after <N> s; last seen: <seen(last look)>". With `watched`, wake on its changes (and at
-    the latest every `every_s`); else sleep `every_s` between looks. A set `stop` event ends the
-    wait early, returning the last look (for waits that run beside something else)."""
+    "<what> after <N> s; last seen: <seen(last look)>", or message(last look) where a documented
+    message has its own shape. With `watched`, wake on its changes (and at the latest every
+    `every_s`); else sleep `every_s` between looks. A set `stop` event ends the wait early,
+    returning the last look (for waits that run beside something else)."""
     __tracebackhide__ = True
     deadline = time.monotonic() + timeout_s
     while True:
@@ -87,6 +88,8 @@ def until(what: str, look: Callable[[], T], done: Callable[[T], bool], *, timeou
             return value
         left = deadline - time.monotonic()
         if left <= 0:
+            if message is not None:
+                raise WaitTimeout(message(value))
             raise WaitTimeout(f"{what} after {timeout_s:.0f} s; last seen: {seen(value)}")
         pause = min(every_s, left)
         if watched is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -10,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import yaml
+from kubernetes.client.exceptions import ApiException
 
 from pytest_k8sdns.kube import pods
 from pytest_k8sdns.kube.client import Cluster
@@ -144,11 +146,11 @@ def start(cluster: Cluster, namespace: str, run_id: str, specs: Sequence[ProbeSp
 
 
 def stop(cluster: Cluster, namespace: str, probes: Mapping[str, ProbePod]) -> None:
+    """Delete the pods, best effort: the run removes whatever is left at its end anyway."""
     for p in probes.values():
-        try:
-            cluster.core.delete_namespaced_pod(p.name, namespace, grace_period_seconds=0, _request_timeout=10)
-        except Exception:  # noqa: BLE001 - the namespace is deleted at the end anyway
-            pass
+        with contextlib.suppress(K8sDnsError, ApiException):
+            cluster.call("delete", "pods", namespace, cluster.core.delete_namespaced_pod, p.name, namespace,
+                         grace_period_seconds=0, _request_timeout=10)
 
 
 __all__ = ["LIBCS", "ProbeSpec", "ProbePod", "start", "stop", "manifest", "PodError"]

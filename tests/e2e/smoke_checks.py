@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_k8sdns.kube.kind import wait_deployment
+from pytest_k8sdns.kube.rollout import wait_deployment
 from pytest_k8sdns.probe.pods import LIBCS
 
 
@@ -45,8 +45,8 @@ def test_new_service_resolves_to_its_cluster_ip(probe_pods, k8sdns_cluster, k8sd
 # ---- the one-line errors, on the real cluster -------------------------------------------------
 
 def test_unpullable_image_names_image_and_option(k8sdns_run):
-    from pytest_k8sdns import probes
     from pytest_k8sdns.errors import PodError
+    from pytest_k8sdns.probe import pods as probes
     from pytest_k8sdns.probe.pods import ProbeSpec
 
     image = "k8sdns/no-such-image:0"
@@ -59,8 +59,9 @@ def test_unpullable_image_names_image_and_option(k8sdns_run):
 
 
 def test_timeout_says_what_it_saw(k8sdns_run):
-    from pytest_k8sdns import pods, probes
     from pytest_k8sdns.errors import WaitTimeout
+    from pytest_k8sdns.kube import pods
+    from pytest_k8sdns.probe import pods as probes
     from pytest_k8sdns.probe.pods import ProbeSpec
 
     spec = ProbeSpec(key="nowhere", libc="glibc", image=k8sdns_run.settings.glibc_image)

@@ -108,3 +108,21 @@ def test_missing_permission_is_named(cluster: Run, runner_kubeconfig: tuple[Path
                       f"grant it to this identity (fixtures/rbac.yaml lists what the suite needs)"], proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert cluster.cluster.core.list_namespaced_pod(NAMESPACE).items == []  # nothing was started
+
+
+def test_suite_passes_without_watch(cluster: Run, runner_kubeconfig: tuple[Path, str], tmp_path: Path) -> None:
+    """An identity bound by the rbac.yaml of 0.1.0, which had no `watch`: the run starts (watch is
+    optional) and its waits poll instead of watching."""
+    api = client.RbacAuthorizationV1Api(cluster.cluster.api_client)
+    role = api.read_namespaced_role("k8sdns-run", NAMESPACE)
+    serialize = api.api_client.sanitize_for_serialization
+    rules = serialize(role.rules)
+    without = [{**r, "verbs": [v for v in r["verbs"] if v != "watch"]} for r in rules]
+    assert without != rules  # the shipped role grants watch somewhere
+    api.patch_namespaced_role("k8sdns-run", NAMESPACE, {"rules": without})
+    try:
+        proc, doc = suite(runner_kubeconfig[0], tmp_path)
+    finally:
+        api.patch_namespaced_role("k8sdns-run", NAMESPACE, {"rules": rules})
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert doc is not None and {c["outcome"] for c in doc["checks"]} <= {"passed", "skipped"}

@@ -1,4 +1,4 @@
-"""Corefile parsing and the analyser's findings."""
+"""Corefile parsing, the analyser's findings, and the editor."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from pytest_k8sdns.dns.corefile import Finding, ServerBlock, analyse, is_placeholder, parse, split_key
+from pytest_k8sdns.dns import corefile
+from pytest_k8sdns.dns.corefile import (
+    Finding,
+    ServerBlock,
+    analyse,
+    is_placeholder,
+    parse,
+    split_key,
+)
+from pytest_k8sdns.dns.nodelocal import denial_ttl
 from pytest_k8sdns.errors import ConfigError
 
 CORE_FILES = Path(__file__).resolve().parents[2] / "fixtures" / "corefiles"
@@ -388,3 +397,153 @@ def test_errors_in_imported_files_name_the_file() -> None:
 def test_top_level_snippet_import_brings_server_blocks() -> None:
     text = "(zone) {\n  example.org:53 {\n    file /etc/db.example.org\n  }\n}\nimport zone\n.:53 {\n  loop\n}\n"
     assert [b.label for b in parse(text)] == ["example.org:53", ".:53"]
+
+
+# -- editing --------------------------------------------------------------------------------
+# The editor changes the words of one plugin and leaves every other line as it was written, so
+# restoring a faulted Corefile restores the user's text, comments and snippets included.
+
+SAMPLES = ["kubeadm.Corefile", "aks-like.Corefile", "k3s-like.Corefile"]
+
+
+def changed_lines(before: str, after: str) -> list[tuple[str, str]]:
+    """The lines that differ, for texts with the same number of lines."""
+    a, b = before.splitlines(), after.splitlines()
+    assert len(a) == len(b), (a, b)
+    return [(x, y) for x, y in zip(a, b) if x != y]
+
+
+def removed_lines(before: str, after: str) -> list[str]:
+    a, b = before.splitlines(), after.splitlines()
+    left = list(a)
+    for line in b:
+        left.remove(line)  # every line of the result was in the original
+    return [line.strip() for line in left]
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_set_forward_changes_one_line_and_keeps_its_options(name: str) -> None:
+    text = sample(name)
+    edited = corefile.set_forward(text, ["192.0.2.53", "192.0.2.54"])
+    assert changed_lines(text, edited) == [("    forward . /etc/resolv.conf" + (" {" if name == "kubeadm.Corefile" else ""),
+                                            "    forward . 192.0.2.53 192.0.2.54" + (" {" if name == "kubeadm.Corefile" else ""))]
+    (fwd,) = parse(edited)[0].find("forward")
+    assert fwd.args == [".", "192.0.2.53", "192.0.2.54"]
+    assert fwd.block == parse(text)[0].find("forward")[0].block
+    assert corefile.set_forward(edited, ["/etc/resolv.conf"]) == text  # and back, byte for byte
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_remove_plugin_removes_its_lines_only(name: str) -> None:
+    text = sample(name)
+    edited = corefile.remove_plugin(text, "loop")
+    assert removed_lines(text, edited) == ["loop"]
+    assert not parse(edited)[0].has("loop")
+    if name != "k3s-like.Corefile":
+        assert removed_lines(text, corefile.remove_plugin(text, "health")) in (["health {", "lameduck 5s", "}"],)
+
+
+def test_the_faults_edits_make_what_the_analysis_finds() -> None:
+    text = corefile.remove_plugin(corefile.set_forward(sample("kubeadm.Corefile"), ["127.0.0.1"]), "loop")
+    assert codes(analyse(text)) == [("no-loop-plugin", "error", ".:53"), ("loopback-upstream", "error", ".:53")]
+    served = corefile.set_kubernetes_zones(sample("kubeadm.Corefile"), ["k8sdns-other.local", "in-addr.arpa", "ip6.arpa"])
+    assert ("zone-mismatch", "error", ".:53") in codes(analyse(served))
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_kubernetes_zones(name: str) -> None:
+    text = sample(name)
+    dropped = corefile.drop_reverse_zones(text)
+    (k8s,) = parse(dropped)[0].find("kubernetes")
+    assert k8s.args == ["cluster.local"]
+    assert k8s.block == parse(text)[0].find("kubernetes")[0].block  # fallthrough, pods, ttl kept
+    assert len(changed_lines(text, dropped)) == 1
+    other = corefile.set_kubernetes_zones(text, ["k8s.example"])
+    assert parse(other)[0].find("kubernetes")[0].args == ["k8s.example"]
+    assert parse(corefile.set_kubernetes_zones(text, []))[0].find("kubernetes")[0].args == []
+    with pytest.raises(ConfigError, match=r"serves no reverse zone \(cluster.local\); there is nothing to drop$"):
+        corefile.drop_reverse_zones(dropped)
+
+
+def test_snippets_imports_and_comments_survive_an_edit() -> None:
+    text = sample("k3s-like.Corefile")
+    edited = corefile.set_forward(text, ["192.0.2.53"])
+    for kept in ("# k3s-like:", "(common) {", "    import common", "import /etc/coredns/custom/*.server",
+                 "    import /etc/coredns/custom/*.override"):
+        assert kept in edited
+    assert [d.name for d in parse(edited)[0].directives][:3] == ["errors", "health", "ready"]  # from the snippet
+
+
+def test_a_plugin_written_in_a_snippet_is_not_edited_in_the_block() -> None:
+    with pytest.raises(ConfigError) as info:
+        corefile.remove_plugin(sample("k3s-like.Corefile"), "health")
+    assert str(info.value) == ("server block `.:53` has no `health` plugin (it imports common, "
+                               "/etc/coredns/custom/*.override: edit the plugin where it is written); add it, "
+                               "or edit a block that has it")
+
+
+NODELOCAL_ZONE = "__PILLAR__DNS__DOMAIN__"
+
+
+def test_remove_force_tcp_from_the_cluster_zone_only() -> None:
+    text = sample("nodelocal-template.Corefile")
+    edited = corefile.remove_option(text, "forward", "force_tcp", block=NODELOCAL_ZONE)
+    with_tcp = "forward . __PILLAR__CLUSTER__DNS__ {\n        force_tcp\n    }\n"
+    assert edited == text.replace(with_tcp, "forward . __PILLAR__CLUSTER__DNS__\n", 1)  # the first block's only
+    blocks = parse(edited)
+    assert not blocks[0].find("forward")[0].block
+    assert all(b.find("forward")[0].has("force_tcp") for b in blocks[1:3])
+    rendered = edited.replace(NODELOCAL_ZONE, "cluster.local").replace("__PILLAR__LOCAL__DNS__", "169.254.20.10")
+    assert ("nodelocal-no-force-tcp", "error", "cluster.local:53") in codes(analyse(rendered))
+
+
+def test_remove_one_option_of_several() -> None:
+    text = sample("kubeadm.Corefile")
+    edited = corefile.remove_option(text, "kubernetes", "ttl")
+    assert removed_lines(text, edited) == ["ttl 30"]
+    assert [d.name for d in parse(edited)[0].find("kubernetes")[0].block] == ["pods", "fallthrough"]
+    one_line = ".:53 {\n  forward . 10.0.0.53 10.0.0.54 { force_tcp }\n  loop\n}\n"
+    assert corefile.remove_option(one_line, "forward", "force_tcp") == ".:53 {\n  forward . 10.0.0.53 10.0.0.54\n  loop\n}\n"
+
+
+def test_set_cache_denial_ttl() -> None:
+    text = sample("nodelocal-template.Corefile")
+    edited = corefile.set_cache_denial_ttl(text, 120, block=f"{NODELOCAL_ZONE}:53")
+    assert changed_lines(text, edited) == [("        denial 9984 5", "        denial 9984 120")]
+    assert denial_ttl(edited.replace(NODELOCAL_ZONE, "cluster.local"), "cluster.local") == 120
+    short = ".:53 {\n  cache {\n    denial 5000\n  }\n}\n"
+    assert parse(corefile.set_cache_denial_ttl(short, 7))[0].find("cache")[0].block[0].args == ["5000", "7"]
+
+
+def test_words_that_need_quotes_are_quoted() -> None:
+    edited = corefile.set_forward(".:53 {\n  forward . 10.0.0.1\n}\n", ["a b", 'say "x"', "#x"])
+    assert parse(edited)[0].find("forward")[0].args == [".", "a b", 'say "x"', "#x"]
+
+
+def test_blocks_are_found_by_zone_or_by_key() -> None:
+    text = ".:53 {\n  forward . 10.0.0.1\n}\n.:5353 {\n  forward . 10.0.0.2\n}\n"
+    edited = corefile.set_forward(text, ["10.0.0.9"], block=".:5353")
+    assert [b.find("forward")[0].args[1] for b in parse(edited)] == ["10.0.0.1", "10.0.0.9"]
+    with pytest.raises(ConfigError, match=r"^several server blocks serve `.` \(.:53, .:5353\); name the one"):
+        corefile.set_forward(text, ["10.0.0.9"])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: corefile.set_forward(t, ["10.0.0.1"], block="cluster.local"),
+         "the Corefile has no server block for `cluster.local` (its blocks: `.:53`); name one of those"),
+        (lambda t: corefile.remove_plugin(t, "autopath"),
+         "server block `.:53` has no `autopath` plugin; add it, or edit a block that has it"),
+        (lambda t: corefile.set_forward(t, ["10.0.0.1"], zone="example.org"),
+         "server block `.:53` has no `forward example.org` plugin; add it, or edit a block that has it"),
+        (lambda t: corefile.remove_option(t, "forward", "force_tcp"),
+         "`forward` in server block `.:53` has no `force_tcp` option; there is nothing to remove"),
+        (lambda t: corefile.set_cache_denial_ttl(t, 60),
+         "`cache` in server block `.:53` has no `denial CAPACITY` line; add one (`denial 9984 60`)"),
+    ],
+)
+def test_what_is_missing_is_named_in_one_line(edit, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as info:
+        edit(sample("kubeadm.Corefile"))
+    assert str(info.value) == message

@@ -3,6 +3,7 @@ that appear after `kind delete` looked included."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ exit 0
 exit 0
 ''')
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(kind_module.time, "sleep", lambda s: None)
+    monkeypatch.setattr(time, "sleep", lambda s: None)  # the waits between looks
     return log
 
 

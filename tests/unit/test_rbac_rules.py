@@ -15,13 +15,15 @@ from pytest_k8sdns.kube.client import api_errors
 from pytest_k8sdns.errors import ClusterError
 
 PACKAGE = Path(pytest_k8sdns.__file__).parent
-#: Modules that only act on kind clusters the plugin created (they refuse any other cluster).
-CREATED_ONLY_MODULES = ("kube/kind.py", "faults/")
-#: Calls outside those modules that only run on created clusters (deploying NodeLocal, preparing
-#: kind), or that are optional and fall back when refused.
-CREATED_ONLY_CALLS = {("create", "configmaps"), ("create", "daemonsets"), ("get", "deployments"),
-                      ("list", "services", "cluster-wide (optional fallback)")}
+#: Modules that only act on kind clusters the plugin created (they refuse any other cluster), and
+#: the rollout waits only those modules and the preparation of kind clusters use.
+CREATED_ONLY_MODULES = ("kube/kind.py", "kube/rollout.py", "dns/nodelocal_deploy.py", "faults/")
+#: Calls outside those modules that only run on created clusters (preparing kind), or that are
+#: optional and fall back when refused.
+CREATED_ONLY_CALLS = {("get", "deployments"), ("list", "services", "cluster-wide (optional fallback)")}
 CALL = re.compile(r'\.call\(\s*"(\w+)",\s*"([\w/]+)",\s*([^,]+),', re.DOTALL)
+#: A wait woken by a watch: Watched(cluster, "resource", namespace, list_fn, ...)
+WATCHED = re.compile(r'Watched\(\s*[\w.]+,\s*"([\w/]+)",', re.DOTALL)
 
 
 def _granted() -> set[tuple[str, str]]:
@@ -40,6 +42,21 @@ def test_every_call_the_suite_makes_is_granted() -> None:
     assert ("create", "pods/exec") in used and ("get", "pods/log") in used  # the pattern finds multi-line calls
     missing = {k: v for k, v in used.items() if k not in _granted() and k not in CREATED_ONLY_CALLS}
     assert not missing, f"API calls not granted by fixtures/rbac.yaml: {missing}"
+
+
+def test_every_watch_the_suite_makes_is_granted() -> None:
+    """A wait whose watch is refused still works, by polling, but the watch is what wakes it at once;
+    and the list it starts from must be granted, or the wait fails."""
+    used: dict[tuple[str, str], list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.relative_to(PACKAGE).as_posix().startswith(CREATED_ONLY_MODULES):
+            continue
+        for resource in WATCHED.findall(path.read_text()):
+            for verb in ("list", "watch"):
+                used.setdefault((verb, resource), []).append(path.name)
+    assert ("watch", "pods") in used and ("watch", "endpointslices") in used
+    missing = {k: v for k, v in used.items() if k not in _granted()}
+    assert not missing, f"watches not granted by fixtures/rbac.yaml: {missing}"
 
 
 def test_required_names_the_run_namespace_and_exec_as_get_and_create() -> None:

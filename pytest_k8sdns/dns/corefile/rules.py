@@ -1,0 +1,224 @@
+"""Corefile analysis: findings with stable codes (loops, caching, NodeLocal's force_tcp, the cluster
+zone), each naming the server block and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from pytest_k8sdns.dns.corefile.parser import (
+    CLUSTER_DOMAIN_PILLAR,
+    Directive,
+    ServerBlock,
+    is_placeholder,
+    parse,
+    split_key,
+)
+from pytest_k8sdns.dns.resolver import is_loopback, nameservers_of
+
+ERROR = "error"
+WARNING = "warning"
+INFO = "info"
+_FORWARDERS = ("forward", "proxy")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem in a Corefile; ``code`` is stable, ``message`` says what, where and the fix."""
+
+    code: str
+    severity: str
+    message: str
+    server_block: str
+
+
+def _upstream_host(target: str) -> str:
+    """The host part of a forward target: ``dns://127.0.0.1:53`` -> ``127.0.0.1``."""
+    if "://" in target:
+        target = target.split("://", 1)[1]
+    if target.startswith("["):
+        return target[1:].split("]", 1)[0]
+    if target.count(":") == 1:
+        return target.split(":", 1)[0]
+    return target
+
+
+def _forward_targets(directive: Directive) -> list[str]:
+    return directive.args[1:]
+
+
+def _in_zone(name: str, zone: str) -> bool:
+    return zone == "." or name == zone or name.endswith("." + zone)
+
+
+def _forwards(block: ServerBlock) -> Iterator[Directive]:
+    for d in block.directives:
+        if d.name in _FORWARDERS:
+            yield d
+
+
+def _loop_findings(block: ServerBlock, node_resolv_conf: str | None) -> Iterator[Finding]:
+    label = block.label
+    forwards = list(_forwards(block))
+    if forwards and not block.has("loop"):
+        yield Finding(
+            "no-loop-plugin",
+            ERROR,
+            f"server block `{label}` forwards queries but has no `loop` plugin, so a forwarding loop would "
+            f"go undetected and queries circle until they time out; add `loop` to the server block `{label}`",
+            label,
+        )
+    node_loopback = [ns for ns in nameservers_of(node_resolv_conf or "") if is_loopback(ns)]
+    for fwd in forwards:
+        for target in _forward_targets(fwd):
+            if is_placeholder(target):
+                continue
+            if target == "/etc/resolv.conf":
+                if node_loopback:
+                    servers = ", ".join(node_loopback)
+                    yield Finding(
+                        "loopback-upstream",
+                        ERROR,
+                        f"server block `{label}` forwards to /etc/resolv.conf, whose nameserver {servers} is a "
+                        f"loopback address: from the CoreDNS pod that is CoreDNS itself, a forwarding loop; "
+                        f"forward to the upstream resolvers' IPs or point kubelet resolvConf at the real "
+                        f"upstream file (e.g. /run/systemd/resolve/resolv.conf)",
+                        label,
+                    )
+                yield Finding(
+                    "forward-resolv-conf",
+                    ERROR if node_loopback else WARNING,
+                    f"server block `{label}` forwards to /etc/resolv.conf, which under dnsPolicy Default is the "
+                    f"node's resolv.conf"
+                    + (f" and lists loopback nameserver {', '.join(node_loopback)}" if node_loopback else "")
+                    + "; forward to the upstream resolvers' IPs or point kubelet resolvConf at the real "
+                    "upstream file, with no 127.0.0.0/8 or ::1 nameserver",
+                    label,
+                )
+            elif is_loopback(_upstream_host(target)):
+                yield Finding(
+                    "loopback-upstream",
+                    ERROR,
+                    f"server block `{label}` forwards to {target}, a loopback address: from the CoreDNS pod that "
+                    f"is CoreDNS itself, a forwarding loop; forward to the upstream resolvers' IPs instead",
+                    label,
+                )
+
+
+def _cache_findings(block: ServerBlock) -> Iterator[Finding]:
+    forwards = any(True for _ in _forwards(block))
+    if (forwards or "." in block.zones) and not block.has("cache"):
+        what = "forwards queries" if forwards else "serves the root zone"
+        yield Finding(
+            "no-cache",
+            WARNING,
+            f"server block `{block.label}` {what} without `cache`, so every repeated query is resolved again; "
+            f"add `cache 30` to the server block `{block.label}`",
+            block.label,
+        )
+
+
+def _canon_zone(zone: str, cluster: str) -> str:
+    """``zone``, with the NodeLocal template's cluster-domain placeholder read as ``cluster``."""
+    return cluster if zone.rstrip(".").upper() == CLUSTER_DOMAIN_PILLAR else zone
+
+
+def _nodelocal_findings(blocks: list[ServerBlock], cluster: str) -> Iterator[Finding]:
+    # NodeLocal-style: a block for the cluster zone itself (not '.') that binds addresses and
+    # forwards the zone to cluster DNS instead of serving it with the kubernetes plugin.
+    def nodelocal_style(block: ServerBlock, zone_ok: bool) -> bool:
+        return zone_ok and block.has("bind") and not block.has("kubernetes") and any(True for _ in _forwards(block))
+
+    cluster_blocks = [b for b in blocks if nodelocal_style(b, any(_canon_zone(z, cluster) == cluster for z in b.zones))]
+    if not cluster_blocks:
+        return
+    reverse_blocks = [
+        b
+        for b in blocks
+        if b not in cluster_blocks
+        and nodelocal_style(b, any(z.endswith(("in-addr.arpa.", "ip6.arpa.")) for z in b.zones))
+    ]
+    for block, severity in [(b, ERROR) for b in cluster_blocks] + [(b, WARNING) for b in reverse_blocks]:
+        for fwd in _forwards(block):
+            if fwd.has("force_tcp"):
+                continue
+            targets = " ".join(_forward_targets(fwd)) or "(no upstream)"
+            yield Finding(
+                "nodelocal-no-force-tcp",
+                severity,
+                f"NodeLocal server block `{block.label}` forwards to {targets} without `force_tcp`, so its queries "
+                f"to cluster DNS go over UDP through kube-proxy's DNAT and conntrack again; add `force_tcp` inside "
+                f"that `forward` block, as nodelocaldns.yaml does",
+                block.label,
+            )
+
+
+def _kubernetes_zones(block: ServerBlock, directive: Directive) -> list[str]:
+    # kubernetes [ZONES...]: with no zones it takes the server block's (plugin.OriginsFromArgsOrServerBlock).
+    zones = [split_key(a)[0] for a in directive.args]
+    return zones or block.zones
+
+
+def _zone_findings(blocks: list[ServerBlock], cluster: str) -> Iterator[Finding]:
+    k8s = [(b, d) for b in blocks for d in b.find("kubernetes")]
+    if not k8s:
+        return
+    words = [k for b in blocks for k in b.keys] + [a for _, d in k8s for a in d.args]
+    if any(is_placeholder(w) and CLUSTER_DOMAIN_PILLAR not in w.upper() for w in words):
+        # An unfilled {$VAR} could be anything: no verdict.
+        return
+
+    def covers(zone: str) -> bool:
+        return _in_zone(cluster, _canon_zone(zone, cluster))
+
+    # CoreDNS sends a query to the block with the longest matching zone on its port; the
+    # kubernetes plugin there must also list a zone covering the cluster domain.
+    by_port: dict[str, list[tuple[int, ServerBlock]]] = {}
+    for b in blocks:
+        for key in b.keys:
+            zone, port = split_key(key)
+            if covers(zone):
+                by_port.setdefault(port, []).append((len(_canon_zone(zone, cluster)), b))
+    routed: list[ServerBlock] = []
+    for candidates in by_port.values():
+        best = max(rank for rank, _ in candidates)
+        routed.extend(b for rank, b in candidates if rank == best and b not in routed)
+    for b in routed:
+        for d in b.find("kubernetes"):
+            if any(covers(z) for z in _kubernetes_zones(b, d)):
+                return
+    plugin_zones = sorted({z for b, d in k8s for z in _kubernetes_zones(b, d)})
+    shown = cluster.rstrip(".")
+    where = routed[0].label if routed else k8s[0][0].label
+    target = f"goes to server block `{where}`" if routed else "matches no server block"
+    yield Finding(
+        "zone-mismatch",
+        ERROR,
+        f"no `kubernetes` plugin serves the cluster domain `{shown}` (plugin zones: {' '.join(plugin_zones)}; "
+        f"a query for it {target}); make the kubernetes plugin and its server block cover `{shown}`, "
+        f"or run the suite with the cluster's real domain (kubelet --cluster-domain)",
+        where,
+    )
+
+
+def analyse(
+    text: str,
+    node_resolv_conf: str | None = None,
+    cluster_domain: str = "cluster.local",
+    *,
+    imports: Mapping[str, str] | None = None,
+) -> list[Finding]:
+    """Findings for a Corefile, grouped by check; raise ConfigError if it does not parse.
+
+    ``node_resolv_conf`` is the resolv.conf text CoreDNS inherits (a node's, under dnsPolicy
+    Default); with it, a ``forward . /etc/resolv.conf`` to a loopback stub is an error.
+    """
+    blocks = parse(text, imports)
+    cluster = split_key(cluster_domain.strip())[0]
+    findings: list[Finding] = []
+    for block in blocks:
+        findings.extend(_loop_findings(block, node_resolv_conf))
+        findings.extend(_cache_findings(block))
+    findings.extend(_nodelocal_findings(blocks, cluster))
+    findings.extend(_zone_findings(blocks, cluster))
+    return findings
