@@ -13,7 +13,6 @@ from pytest_k8sdns.kube.client import Cluster
 from pytest_k8sdns.config import Settings
 from pytest_k8sdns.dns.coredns import CoreDNSInspector
 from pytest_k8sdns.errors import K8sDnsError
-from pytest_k8sdns.faults import Faults
 from pytest_k8sdns.kube.kind import UPSTREAM_NAMES
 from pytest_k8sdns.dns.nodelocal import NodeLocalInspector, find_nodelocal
 from pytest_k8sdns.probe.pods import LIBCS, ProbePod, ProbeSpec
@@ -87,14 +86,6 @@ def reopen_pod(k8sdns_run: Run) -> Iterator[ProbePod]:
     started = _start(k8sdns_run, [spec])
     yield started[spec.key]
     probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, started)
-
-
-@pytest.fixture(scope="session")
-def k8sdns_faults(k8sdns_run: Run) -> Faults:
-    """Session. Fault injection (pytest_k8sdns.faults.Faults) on the kind cluster this run created;
-    fails on any other cluster."""
-    faults: Faults = _guarded(Faults, k8sdns_run.cluster, k8sdns_run.kind)
-    return faults
 
 
 @pytest.fixture(scope="session")

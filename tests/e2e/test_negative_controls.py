@@ -270,7 +270,7 @@ def test_not_ready_published(faulted, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def nodelocal(faulted):
     from pytest_k8sdns.config import DEFAULT_NODELOCAL_IMAGE
-    from pytest_k8sdns.dns.nodelocal import deploy_nodelocal, remove_nodelocal
+    from pytest_k8sdns.dns.nodelocal_deploy import deploy_nodelocal, remove_nodelocal
 
     run, _ = faulted
     assert run.kind is not None

@@ -1,0 +1,188 @@
+"""Faults of the cluster DNS server: its Corefile (a loop, a loopback upstream, the wrong zone, no
+reverse zone), its CPU, and its processes."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from pytest_k8sdns.dns import corefile
+from pytest_k8sdns.errors import ClusterError
+from pytest_k8sdns.faults.base import (
+    COREDNS_NAMESPACE,
+    COREDNS_SELECTOR,
+    COREFILE,
+    FaultBase,
+    editing,
+    every,
+)
+from pytest_k8sdns.kube.client import MANAGED_BY
+from pytest_k8sdns.kube.patch import edited, patched
+from pytest_k8sdns.kube.wait import Watched, until
+
+#: The loopback stub resolver address systemd-resolved uses, and the loop fault imitates.
+STUB_IP = "127.0.0.53"
+_STUB_PID = "/run/k8sdns-stub.pid"
+_LOOP_LINE = "plugin/loop: Loop ("
+
+
+class CoreDNSFaults(FaultBase):
+    """Faults of CoreDNS itself; each undoes exactly what it changed."""
+
+    def _pods_watched(self) -> Watched:
+        c = self.cluster
+        return Watched(c, "pods", COREDNS_NAMESPACE, c.core.list_namespaced_pod, label_selector=COREDNS_SELECTOR)
+
+    def _corefile_edit(self, fault: str, edit: Any) -> contextlib.AbstractContextManager[None]:
+        """The CoreDNS Corefile edited while the block runs; CoreDNS rolled after each change."""
+        return edited(self.coredns_config, COREFILE, editing(fault, self.coredns_config, edit),
+                      settle=self.restart_coredns)
+
+    @contextlib.contextmanager
+    def _loopback_stub(self) -> Iterator[None]:
+        """Nodes resolve through a stub on 127.0.0.53 that relays to the cluster DNS."""
+        dns_ip = self._cluster_dns_ip()
+        with self._resolv_conf_held(lambda _: f"nameserver {STUB_IP}\n") as nodes:
+            try:
+                for node in nodes:
+                    self._node_exec(node, "sh", "-c",
+                                    f"nohup socat UDP4-RECVFROM:53,bind={STUB_IP},fork UDP4-SENDTO:{dns_ip}:53 "
+                                    f">/dev/null 2>&1 & echo $! > {_STUB_PID}")
+                yield
+            finally:
+                for node in nodes:
+                    self._node_exec(node, "sh", "-c", f"kill $(cat {_STUB_PID}) 2>/dev/null; rm -f {_STUB_PID}")
+
+    @contextlib.contextmanager
+    def loop(self) -> Iterator[None]:
+        """Nodes resolve through a loopback stub (127.0.0.53) that forwards to the cluster DNS, and
+        CoreDNS keeps the default `forward . /etc/resolv.conf`: its pods inherit 127.0.0.53, query
+        themselves, and the loop plugin exits with `[FATAL] plugin/loop: Loop ... detected`."""
+        to_resolv_conf = editing("loop", self.coredns_config, lambda t: corefile.set_forward(t, ["/etc/resolv.conf"]))
+        try:
+            # no settle: the looping pods never become Ready; they are rolled once the stub is up,
+            # so that they inherit it, and the undo waits for the rollout after both are restored
+            with edited(self.coredns_config, COREFILE, to_resolv_conf), self._loopback_stub():
+                self.restart_coredns(wait=False)
+                yield
+        finally:
+            self.restart_coredns()
+
+    def wait_for_loop(self, timeout_s: float = 180) -> str:
+        """Wait until a CoreDNS pod has logged the loop plugin's FATAL line; return that line."""
+        c = self.cluster
+
+        def look() -> tuple[str | None, str]:
+            pods = self._coredns_pods()
+            seen = ", ".join(f"{p.metadata.name} restarts {sum(cs.restart_count for cs in p.status.container_statuses or [])}"
+                             for p in pods) or "no pods"
+            for p in pods:
+                for previous in (False, True):
+                    try:
+                        text = c.core.read_namespaced_pod_log(p.metadata.name, COREDNS_NAMESPACE, previous=previous,
+                                                              _request_timeout=10)
+                    except Exception:  # noqa: BLE001, S112 - the container may be between restarts
+                        continue
+                    # a container that has logged nothing yet answers with no body at all
+                    line = next((ln for ln in (text or "").splitlines() if _LOOP_LINE in ln), None)
+                    if line:
+                        return line, seen
+            return None, seen
+
+        # a crash restarts the container, which the pods' watch sees; the log is read again then
+        line, _ = until("no CoreDNS pod logged a loop", look, lambda found: found[0] is not None, timeout_s=timeout_s,
+                        seen=lambda found: found[1], every_s=2, watched=self._pods_watched())
+        assert line is not None
+        return line
+
+    @contextlib.contextmanager
+    def loopback_upstream_without_loop(self) -> Iterator[None]:
+        """`forward . 127.0.0.1` with the loop plugin removed: nothing crashes, queries circle."""
+        def edit(text: str) -> str:
+            return corefile.remove_plugin(corefile.set_forward(text, ["127.0.0.1"]), "loop")
+
+        with self._corefile_edit("loopback_upstream_without_loop", edit):
+            yield
+
+    @contextlib.contextmanager
+    def cluster_domain_mismatch(self, served: str = "k8sdns-other.local") -> Iterator[None]:
+        """CoreDNS's kubernetes plugin serves `served` while the kubelets hand pods the cluster
+        domain in their search list: every cluster name falls through to the upstream (NXDOMAIN)."""
+        def edit(text: str) -> str:
+            reverse = [z for z in corefile.plugin(text, "kubernetes").args if corefile.is_reverse_zone(z)]
+            return corefile.set_kubernetes_zones(text, [served, *reverse])
+
+        with self._corefile_edit("cluster_domain_mismatch", edit):
+            yield
+
+    @contextlib.contextmanager
+    def no_reverse_zone(self) -> Iterator[None]:
+        """The kubernetes plugin no longer serves in-addr.arpa/ip6.arpa: Service IPs lose their PTR."""
+        with self._corefile_edit("no_reverse_zone", corefile.drop_reverse_zones):
+            yield
+
+    @contextlib.contextmanager
+    def coredns_cpu_starved(self, millicores: int = 1) -> Iterator[None]:
+        """CoreDNS runs under a CPU limit of `millicores` (CFS throttling, a common field failure):
+        answers wait for CPU, so the server's own request-duration p99 grows (253 ms measured with
+        1m on kind, against 1 ms healthy)."""
+        path = "/spec/template/spec/containers/0/resources"
+        saved: dict[str, Any] = self.coredns.read()["spec"]["template"]["spec"]["containers"][0].get("resources") or {}
+        cpu = f"{millicores}m"
+        limited = {**saved, "limits": {**saved.get("limits", {}), "cpu": cpu},
+                   "requests": {**saved.get("requests", {}), "cpu": cpu}}
+        try:
+            # the whole resources block is replaced, and put back as it was
+            with patched(self.coredns, {path: limited}):
+                self._wait_coredns_running(timeout_s=180)
+                yield
+        finally:
+            self.coredns_rolled_out(300)
+
+    def _wait_coredns_running(self, timeout_s: float) -> None:
+        """Wait for the rollout's new pods to run (not to be Ready: a starved CoreDNS may never be)."""
+        def look() -> tuple[bool, str]:
+            dep = self.coredns.read()
+            want = dep["spec"].get("replicas") or 0
+            st = dep.get("status") or {}
+            pods = self._coredns_pods()
+            running = [p for p in pods if p.status.phase == "Running" and p.metadata.deletion_timestamp is None]
+            done = (st.get("observedGeneration") == dep["metadata"]["generation"]
+                    and (st.get("updatedReplicas") or 0) == want and len(running) == len(pods) == want)
+            return done, (f"generation {st.get('observedGeneration')}/{dep['metadata']['generation']}, updated "
+                          f"{st.get('updatedReplicas') or 0} of {want}, running {len(running)} of {len(pods)} pods")
+
+        until("CoreDNS pods not running under the CPU limit", look, lambda last: last[0], timeout_s=timeout_s,
+              seen=lambda last: last[1], watched=self._pods_watched())
+
+    @contextlib.contextmanager
+    def coredns_killed_during_run(self, poll_s: float = 0.5) -> Iterator[None]:
+        """The CoreDNS processes are SIGKILLed once in every node as soon as a run's probe pods are
+        up (as the OOM killer would in the middle of a run); kubelet restarts them at once. Killing
+        again and again would not do: the restart back-off soon keeps them down, and that is
+        test_dns_pods_ready's fault (CrashLoopBackOff), not a restart during the run."""
+        nodes = self.kind.node_containers()
+        c = self.cluster
+        done = threading.Event()
+        run_pods = ",".join([*(f"{k}={v}" for k, v in MANAGED_BY.items()), "k8sdns.io/run"])
+
+        def kill_once_a_run_is_up() -> None:
+            if done.is_set():
+                return
+            pods = c.call("list", "pods", None, c.core.list_pod_for_all_namespaces, label_selector=run_pods,
+                          _request_timeout=10).items
+            if any(p.status.phase == "Running" for p in pods):
+                for node in nodes:
+                    self._node_try(node, "pkill", "-KILL", "-x", "coredns")
+                done.set()
+
+        try:
+            # a periodic actor, not a wait: it acts once when it sees the run, whenever that is
+            with every(poll_s, kill_once_a_run_is_up, "coredns-killed"):
+                yield
+        finally:
+            self.coredns_rolled_out(300)
+        if not done.is_set():
+            raise ClusterError("fault coredns_killed_during_run never saw a run's probe pods, so it killed nothing")

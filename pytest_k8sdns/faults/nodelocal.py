@@ -1,0 +1,116 @@
+"""Faults of NodeLocal DNSCache (pytest_k8sdns.dns.nodelocal.deploy_nodelocal must have run): its
+Corefile, one node's cache silent, the DaemonSet missing from a node."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from pytest_k8sdns.dns import corefile
+from pytest_k8sdns.dns.nodelocal import (
+    NODELOCAL_LABEL,
+    NODELOCAL_NAME,
+    NODELOCAL_NAMESPACE,
+    cluster_domain_of,
+)
+from pytest_k8sdns.faults.base import COREFILE, FaultBase, editing
+from pytest_k8sdns.kube.patch import Target, edited, patched
+from pytest_k8sdns.kube.pods import is_ready
+from pytest_k8sdns.kube.wait import Watched, until
+
+_SILENT_COMMENT = "k8sdns-fault-nodelocal-silent"
+
+
+class NodeLocalFaults(FaultBase):
+    """Faults of the node cache; each undoes what it changed and waits until the cache is back."""
+
+    @property
+    def _nodelocal(self) -> Target:
+        return Target.daemonset(self.cluster, NODELOCAL_NAMESPACE, NODELOCAL_NAME)
+
+    @property
+    def _nodelocal_config(self) -> Target:
+        return Target.configmap(self.cluster, NODELOCAL_NAMESPACE, NODELOCAL_NAME)
+
+    def _nodelocal_rolled_out(self, timeout_s: float = 180) -> None:
+        """Wait until the DaemonSet's controller has seen its latest generation and every pod it
+        schedules runs that generation and is Ready, with no pod left where it no longer belongs
+        (a node it now excludes) and none terminating."""
+        c = self.cluster
+
+        def look() -> tuple[bool, str]:
+            ds = self._nodelocal.read()
+            st, generation = ds.get("status") or {}, ds["metadata"]["generation"]
+            desired = st.get("desiredNumberScheduled") or 0
+            pods = c.call("list", "pods", NODELOCAL_NAMESPACE, c.core.list_namespaced_pod, NODELOCAL_NAMESPACE,
+                          label_selector=NODELOCAL_LABEL).items
+            ready = [p for p in pods if p.metadata.deletion_timestamp is None and is_ready(p)]
+            done = (st.get("observedGeneration") == generation and not st.get("numberMisscheduled")
+                    and (st.get("updatedNumberScheduled") or 0) == desired == (st.get("numberReady") or 0)
+                    and len(pods) == len(ready) == desired)
+            states = ", ".join(f"{p.metadata.name} on {p.spec.node_name} "
+                               f"{'terminating' if p.metadata.deletion_timestamp else 'Ready' if is_ready(p) else 'not Ready'}"
+                               for p in pods) or "no pods"
+            return done, (f"generation {st.get('observedGeneration')}/{generation}, desired {desired}, updated "
+                          f"{st.get('updatedNumberScheduled') or 0}, ready {st.get('numberReady') or 0}; {states}")
+
+        until(f"daemonset {NODELOCAL_NAMESPACE}/{NODELOCAL_NAME} not rolled out", look, lambda last: last[0],
+              timeout_s=timeout_s, seen=lambda last: last[1], every_s=2,
+              watched=Watched(c, "pods", NODELOCAL_NAMESPACE, c.core.list_namespaced_pod, label_selector=NODELOCAL_LABEL))
+
+    def _restart_nodelocal(self) -> None:
+        self._nodelocal.restart()
+        self._nodelocal_rolled_out()
+
+    def _nodelocal_corefile(self, fault: str, edit: Callable[[str, str], str]) -> contextlib.AbstractContextManager[None]:
+        """The cache's Corefile edited while the block runs, by edit(text, cluster zone); the cache
+        rolled after each change."""
+        zone = cluster_domain_of(self.cluster)
+        return edited(self._nodelocal_config, COREFILE,
+                      editing(fault, self._nodelocal_config, lambda text: edit(text, zone)),
+                      settle=self._restart_nodelocal)
+
+    @contextlib.contextmanager
+    def nodelocal_without_force_tcp(self) -> Iterator[None]:
+        """The NodeLocal cache forwards cluster names to CoreDNS over UDP (force_tcp removed)."""
+        def edit(text: str, zone: str) -> str:
+            return corefile.remove_option(text, "forward", "force_tcp", block=zone)
+
+        with self._nodelocal_corefile("nodelocal_without_force_tcp", edit):
+            yield
+
+    @contextlib.contextmanager
+    def nodelocal_long_denial_ttl(self, seconds: int = 120) -> Iterator[None]:
+        """The cache keeps NXDOMAIN for the cluster zone `seconds` long: a Service asked for before
+        it existed stays invisible through that cache long after it is created."""
+        def edit(text: str, zone: str) -> str:
+            return corefile.set_cache_denial_ttl(text, seconds, block=zone)
+
+        with self._nodelocal_corefile("nodelocal_long_denial_ttl", edit):
+            yield
+
+    @contextlib.contextmanager
+    def nodelocal_silent_on(self, node: str, local_ip: str = "169.254.20.10") -> Iterator[None]:
+        """One node's cache stops answering on its link-local address: DNS, /health and metrics
+        there are dropped, as when its pod hangs. Its liveness probe fails too, so kubelet restarts
+        it; undoing waits until it is Ready again."""
+        rules = [["INPUT", "-d", f"{local_ip}/32", "-p", proto, "-m", "comment", "--comment", _SILENT_COMMENT,
+                  "-j", "DROP"] for proto in ("udp", "tcp")]
+        try:
+            with self._node_rules(rules, [node]):
+                yield
+        finally:
+            # Ready again means kubelet's probes have reached it since the rules went
+            self._nodelocal_rolled_out(300)
+
+    @contextlib.contextmanager
+    def nodelocal_absent_from(self, node: str, timeout_s: float = 180) -> Iterator[None]:
+        """The NodeLocal DaemonSet no longer schedules on `node` (a node affinity that excludes it,
+        as a wrong nodeSelector or an untolerated taint would)."""
+        exclude = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "NotIn", "values": [node]}]}]}}}
+        # rolled out under the affinity: the pod on `node` is gone and the others run the new
+        # template; after the undo: a Ready pod on every node again
+        with patched(self._nodelocal, {"/spec/template/spec/affinity": exclude},
+                     settle=lambda: self._nodelocal_rolled_out(timeout_s)):
+            yield

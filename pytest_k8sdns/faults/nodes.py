@@ -1,0 +1,63 @@
+"""Faults in the kind nodes and their network: packets to CoreDNS dropped or refused, search
+domains too long for musl, the upstream DNS server gone."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from pytest_k8sdns.faults.base import FaultBase
+from pytest_k8sdns.kube.kind import run_tool
+
+_LOSS_COMMENT = "k8sdns-fault-packet-loss"
+_TCP_REFUSED_COMMENT = "k8sdns-fault-tcp-refused"
+
+
+class NodeFaults(FaultBase):
+    """Faults made with iptables, resolv.conf and docker in the nodes; each undoes exactly what it did."""
+
+    @contextlib.contextmanager
+    def packet_loss(self, share: float = 0.3) -> Iterator[None]:
+        """Drop `share` of UDP/53 packets to the CoreDNS pods, in every node (iptables statistic)."""
+        rules = [["FORWARD", "-d", ip, "-p", "udp", "--dport", "53", "-m", "statistic", "--mode", "random",
+                  "--probability", f"{share}", "-m", "comment", "--comment", _LOSS_COMMENT, "-j", "DROP"]
+                 for ip in self._coredns_pod_ips()]
+        with self._node_rules(rules):
+            yield
+
+    @contextlib.contextmanager
+    def tcp_refused(self) -> Iterator[None]:
+        """DNS over TCP to the CoreDNS pods is refused (a TCP reset), UDP still answers: what a
+        firewall or a Service without its TCP port does to truncated answers and TCP clients."""
+        rules = [["FORWARD", "-d", ip, "-p", "tcp", "--dport", "53", "-m", "comment", "--comment",
+                  _TCP_REFUSED_COMMENT, "-j", "REJECT", "--reject-with", "tcp-reset"]
+                 for ip in self._coredns_pod_ips()]
+        with self._node_rules(rules):
+            yield
+
+    @contextlib.contextmanager
+    def musl_search_limit(self, length: int = 300) -> Iterator[None]:
+        """Give the nodes search domains that make pods' search line longer than 256 bytes: musl
+        ignores such a line, glibc does not. Affects pods created while it holds."""
+        labels: list[str] = []
+        while sum(len(x) + 1 for x in labels) < length:
+            labels.append(f"k8sdns-long-search-domain-{len(labels):02d}.example.test")
+
+        def long_search(text: str) -> str:
+            kept = "".join(line for line in text.splitlines(True) if not line.startswith(("search", "domain")))
+            return kept + "search " + " ".join(labels) + "\n"
+
+        with self._resolv_conf_held(long_search):
+            yield
+
+    @contextlib.contextmanager
+    def upstream_down(self) -> Iterator[None]:
+        """The upstream DNS server stops answering (its container is paused): names outside the
+        cluster fail, cluster names keep answering."""
+        container = self.kind.upstream_container
+        run_tool(["docker", "pause", container], option="--k8sdns-kind")
+        try:
+            self.restart_coredns()  # empty its cache, which would hide the outage for up to 30 s
+            yield
+        finally:
+            run_tool(["docker", "unpause", container], option="--k8sdns-kind")
