@@ -64,8 +64,7 @@ def test_node_resolv_conf_not_loopback(coredns, default_policy_pods, k8sdns_reco
         if any(resolvconf.is_loopback(s) for s in servers):
             bad.append(f"{node}: {servers}")
     k8sdns_record.table("dnsPolicy Default resolv.conf per node", ["node", "nameservers"], rows)
-    text = coredns.corefile() or ""
-    if "/etc/resolv.conf" not in text:
+    if not corefile.forwards_to_resolv_conf(coredns.corefile() or ""):
         k8sdns_record("forwards_to_resolv_conf", False)
         return
     expect(not bad, "node resolv.conf nameservers seen by dnsPolicy Default pods", "no 127.0.0.0/8 or ::1",

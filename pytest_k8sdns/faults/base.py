@@ -14,12 +14,15 @@ from pytest_k8sdns.kube.client import Cluster
 from pytest_k8sdns.kube.kind import KindCluster, run_tool
 from pytest_k8sdns.kube.patch import Target
 from pytest_k8sdns.kube.rollout import wait_deployment
+from pytest_k8sdns.kube.wait import until
 
 COREDNS_NAMESPACE = "kube-system"
 COREDNS_NAME = "coredns"
 COREDNS_SELECTOR = "k8s-app=kube-dns"
 #: JSON Pointer of the Corefile in CoreDNS's (and NodeLocal's) ConfigMap
 COREFILE = "/data/Corefile"
+#: A fault that keeps acting stops with its block; this bounds a block that never ends (a day)
+ACTOR_LIMIT_S = 24 * 3600.0
 
 
 @contextlib.contextmanager
@@ -28,14 +31,16 @@ def every(period_s: float, action: Callable[[], None], name: str, errors: list[s
     not a wait: nothing waits for it to succeed); its exceptions go to `errors` and do not stop it."""
     stop = threading.Event()
 
+    def act_once() -> None:
+        try:
+            action()
+        except Exception as exc:  # noqa: BLE001 - keep acting; the caller judges `errors`
+            if errors is not None:
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+
     def act() -> None:
-        while not stop.is_set():
-            try:
-                action()
-            except Exception as exc:  # noqa: BLE001 - keep acting; the caller judges `errors`
-                if errors is not None:
-                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
-            stop.wait(period_s)
+        # the one wait primitive paces it; nothing is awaited, so it ends only when `stop` is set
+        until(f"fault {name}", act_once, lambda _: False, timeout_s=ACTOR_LIMIT_S, every_s=period_s, stop=stop)
 
     worker = threading.Thread(target=act, name=f"k8sdns-fault-{name}", daemon=True)
     worker.start()

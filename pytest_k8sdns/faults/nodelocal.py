@@ -1,4 +1,4 @@
-"""Faults of NodeLocal DNSCache (pytest_k8sdns.dns.nodelocal.deploy_nodelocal must have run): its
+"""Faults of NodeLocal DNSCache (pytest_k8sdns.dns.nodelocal_deploy.deploy_nodelocal must have run): its
 Corefile, one node's cache silent, the DaemonSet missing from a node."""
 
 from __future__ import annotations

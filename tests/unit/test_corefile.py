@@ -547,3 +547,13 @@ def test_what_is_missing_is_named_in_one_line(edit, message: str) -> None:  # ty
     with pytest.raises(ConfigError) as info:
         edit(sample("kubeadm.Corefile"))
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize(("text", "forwards"), [
+    ((CORE_FILES / "kubeadm.Corefile").read_text(), True),
+    (". {\n    forward . 10.0.0.1 /etc/resolv.conf\n}\n", True),
+    (". {\n    # forward . /etc/resolv.conf\n    forward . 10.0.0.1\n}\n", False),  # a comment is no forward
+    ("example.test {\n    file /etc/resolv.conf\n}\n", False),
+])
+def test_forwards_to_resolv_conf(text: str, forwards: bool) -> None:
+    assert corefile.forwards_to_resolv_conf(text) is forwards

@@ -23,10 +23,10 @@ from pytest_k8sdns.dns.corefile.parser import (
     parse_literal,
     split_key,
 )
-from pytest_k8sdns.dns.corefile.rules import ERROR, INFO, WARNING, Finding, analyse
+from pytest_k8sdns.dns.corefile.rules import ERROR, INFO, WARNING, Finding, analyse, forwards_to_resolv_conf
 
 __all__ = [
-    "ERROR", "INFO", "WARNING", "Directive", "Finding", "ServerBlock", "Span", "analyse", "drop_reverse_zones",
+    "ERROR", "INFO", "WARNING", "Directive", "Finding", "ServerBlock", "Span", "analyse", "drop_reverse_zones", "forwards_to_resolv_conf",
     "is_placeholder", "is_reverse_zone", "parse", "parse_literal", "plugin", "remove_option", "remove_plugin",
     "server_block", "set_cache_denial_ttl", "set_forward", "set_kubernetes_zones", "split_key",
 ]

@@ -222,3 +222,10 @@ def analyse(
     findings.extend(_nodelocal_findings(blocks, cluster))
     findings.extend(_zone_findings(blocks, cluster))
     return findings
+
+
+def forwards_to_resolv_conf(text: str) -> bool:
+    """True when a server block forwards to /etc/resolv.conf: CoreDNS then inherits its node's
+    nameservers (under dnsPolicy Default), and a loopback one there makes a loop."""
+    return any(target == "/etc/resolv.conf" for block in parse(text) for fwd in _forwards(block)
+               for target in _forward_targets(fwd))
