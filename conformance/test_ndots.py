@@ -33,9 +33,9 @@ def test_resolv_conf_shape(probe_pods, coredns, k8sdns_namespace, cluster_domain
 @pytest.mark.k8sdns_check(7)
 @pytest.mark.parametrize("ndots", [5, 2])
 @pytest.mark.parametrize("libc", LIBCS)
-def test_dns_config_applied(record_pods, cluster_resolv_conf, k8sdns_record, libc, ndots):
+def test_dns_config_applied(capture_pods, cluster_resolv_conf, k8sdns_record, libc, ndots):
     """dnsPolicy None with dnsConfig: the nameserver, search list and ndots given appear in the pod."""
-    text = record_pods[(libc, ndots)].info().resolv_conf or ""
+    text = capture_pods[(libc, ndots)].info().resolv_conf or ""
     conf = resolvconf.parse_resolv_conf(text, libc)
     want_search = resolvconf.parse_resolv_conf(cluster_resolv_conf).search
     k8sdns_record("resolv_conf", text)
@@ -48,13 +48,13 @@ def test_dns_config_applied(record_pods, cluster_resolv_conf, k8sdns_record, lib
 @pytest.mark.k8sdns_check(12)
 @pytest.mark.parametrize("ndots", [5, 2])
 @pytest.mark.parametrize("libc", LIBCS)
-def test_queries_per_lookup(record_pods, coredns, k8sdns_namespace, cluster_domain, external_name, k8sdns_record,
+def test_queries_per_lookup(capture_pods, coredns, k8sdns_namespace, cluster_domain, external_name, k8sdns_record,
                             libc, ndots):
     """The names each lookup sends, in order, match the libc's documented search rules."""
-    pod = record_pods[(libc, ndots)]
+    pod = capture_pods[(libc, ndots)]
     names = [n.format(ns=k8sdns_namespace, domain=cluster_domain, external=external_name[0]) for n in NAMES]
     text = pod.info().resolv_conf or ""
-    result = pod.record([coredns.provider.cluster_ip], names)
+    result = pod.capture([coredns.provider.cluster_ip], names)
     rows, wrong = [], []
     for lookup in result.lookups:
         existing = {q.qname for q in lookup.queries if q.rcode == "NOERROR"}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pytest_k8sdns.probe import pods as probes
-from pytest_k8sdns.dns import objects as records
+from pytest_k8sdns.dns import objects
 from pytest_k8sdns.kube.client import Cluster
 from pytest_k8sdns.config import Settings
 from pytest_k8sdns.dns.coredns import CoreDNSInspector
@@ -105,15 +105,15 @@ def cluster_nameserver(cluster_resolv_conf: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def record_pods(k8sdns_run: Run, cluster_resolv_conf: str) -> Iterator[dict[tuple[str, int], ProbePod]]:
+def capture_pods(k8sdns_run: Run, cluster_resolv_conf: str) -> Iterator[dict[tuple[str, int], ProbePod]]:
     """Session. dnsPolicy None pods per (libc, ndots) for ndots 5 and 2, nameserver 127.0.0.1 (the
-    in-pod recording forwarder), with the cluster's search list: {("glibc", 5): ProbePod, ...}."""
+    in-pod capturing forwarder), with the cluster's search list: {("glibc", 5): ProbePod, ...}."""
     search = parse_resolv_conf(cluster_resolv_conf).search
     specs = []
     for libc in LIBCS:
         for ndots in (5, 2):
             specs.append(ProbeSpec(
-                key=f"record-{libc}-ndots{ndots}", libc=libc, image=_image(k8sdns_run.settings, libc),
+                key=f"capture-{libc}-ndots{ndots}", libc=libc, image=_image(k8sdns_run.settings, libc),
                 dns_policy="None",
                 dns_config={"nameservers": ["127.0.0.1"], "searches": list(search),
                             "options": [{"name": "ndots", "value": str(ndots)}]},
@@ -196,14 +196,14 @@ def external_name(k8sdns_run: Run) -> tuple[str, str | None]:
 
 
 @pytest.fixture(scope="session")
-def dns_objects(k8sdns_run: Run, cluster_domain: str, external_name: tuple[str, str | None]) -> records.DnsObjects:
+def dns_objects(k8sdns_run: Run, cluster_domain: str, external_name: tuple[str, str | None]) -> objects.DnsObjects:
     """Session. A ClusterIP Service `web` with a named port, a headless Service `hl` with two ready
     pods (h0, h1 under subdomain hl) and an ExternalName Service `ext`, in the run's namespace."""
     s = k8sdns_run.settings
-    objects: records.DnsObjects = _guarded(
-        records.create, k8sdns_run.cluster, k8sdns_run.namespace, k8sdns_run.run_id, cluster_domain,
+    made: objects.DnsObjects = _guarded(
+        objects.create, k8sdns_run.cluster, k8sdns_run.namespace, k8sdns_run.run_id, cluster_domain,
         s.glibc_image, external_name[0], s.pod_timeout, s.image_options())
-    return objects
+    return made
 
 
 @pytest.fixture(scope="session")

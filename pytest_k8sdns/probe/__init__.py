@@ -16,7 +16,7 @@ from pytest_k8sdns.probe.protocol import (
     COMMANDS,
     LOOKUP_COLUMNS,
     PROBE_VERSION,
-    RECORD_COLUMNS,
+    CAPTURE_COLUMNS,
 )
 from pytest_k8sdns.probe.schema import (
     SCHEMAS,
@@ -30,9 +30,9 @@ from pytest_k8sdns.probe.schema import (
     ProbeResult,
     QueryReply,
     QueryResult,
-    RecordedLookup,
-    RecordedQuery,
-    RecordResult,
+    CapturedLookup,
+    CapturedQuery,
+    CaptureResult,
     Soa,
     Srv,
     load_document,
@@ -42,7 +42,7 @@ from pytest_k8sdns.probe.schema import (
     parse_lookup,
     parse_output,
     parse_query,
-    parse_record,
+    parse_capture,
 )
 
 __all__ = [
@@ -51,7 +51,7 @@ __all__ = [
     "LOOKUP_COLUMNS",
     "PAYLOAD_PATH",
     "PROBE_VERSION",
-    "RECORD_COLUMNS",
+    "CAPTURE_COLUMNS",
     "SCHEMAS",
     "BurstResult",
     "DnsRecord",
@@ -63,9 +63,9 @@ __all__ = [
     "ProbeResult",
     "QueryReply",
     "QueryResult",
-    "RecordResult",
-    "RecordedLookup",
-    "RecordedQuery",
+    "CaptureResult",
+    "CapturedLookup",
+    "CapturedQuery",
     "Soa",
     "Srv",
     "build_zipapp",
@@ -78,7 +78,7 @@ __all__ = [
     "parse_lookup",
     "parse_output",
     "parse_query",
-    "parse_record",
+    "parse_capture",
     "payload_sha256",
     "probe_command",
 ]

@@ -17,7 +17,7 @@ from pytest_k8sdns.probe.protocol import (
     PROBE_VERSION,
     PROTOS,
     RDATA_FIELDS,
-    RECORD_COLUMNS,
+    CAPTURE_COLUMNS,
     RECORD_KEYS,
     SECTIONS,
     SOCKTYPES,
@@ -104,8 +104,8 @@ _REPLY = _object(
 _RECORDED_QUERY = {
     "type": "array",
     "prefixItems": [_STR, _STR, {"enum": list(PROTOS)}],
-    "minItems": len(RECORD_COLUMNS),
-    "maxItems": len(RECORD_COLUMNS),
+    "minItems": len(CAPTURE_COLUMNS),
+    "maxItems": len(CAPTURE_COLUMNS),
 }
 
 _RECORDED_LOOKUP = _object(
@@ -177,8 +177,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "totals": _object({"queries": _NONNEG, "ok": _NONNEG, "failed": _NONNEG}),
         },
     ),
-    "record": _doc(
-        "record",
+    "capture": _doc(
+        "capture",
         {
             "listen": _STR,
             "upstream": {"type": "array", "items": _STR, "minItems": 1},
@@ -187,7 +187,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "resolv_conf": _NULL_STR,
             "warnings": _STRS,
             "parser": {"enum": list(PARSERS)},
-            "columns": {"const": list(RECORD_COLUMNS)},
+            "columns": {"const": list(CAPTURE_COLUMNS)},
             "lookups": {"type": "array", "items": _RECORDED_LOOKUP},
             "unattributed": {"type": "array", "items": _RECORDED_QUERY},
             "dropped": _NONNEG,

@@ -113,9 +113,9 @@ class ProbePod:
     def query(self, server: str, name: str, **args: Any) -> schema.QueryResult:
         return schema.parse_query(self.run("query", {"server": server, "name": name, **args}), where=self.where)
 
-    def record(self, upstream: Sequence[str], names: Sequence[str], **args: Any) -> schema.RecordResult:
-        doc = self.run("record", {"upstream": list(upstream), "names": list(names), **args})
-        return schema.parse_record(doc, where=self.where)
+    def capture(self, upstream: Sequence[str], names: Sequence[str], **args: Any) -> schema.CaptureResult:
+        doc = self.run("capture", {"upstream": list(upstream), "names": list(names), **args})
+        return schema.parse_capture(doc, where=self.where)
 
     def http_get(self, url: str, timeout_s: float = 10) -> tuple[int, str]:
         """GET a URL from inside the pod (metrics, health); returns (status, body)."""

@@ -12,12 +12,12 @@ import socket
 # 2: query replies carry structured records (answer, authority, additional) instead of text lines.
 PROBE_VERSION = 2
 
-COMMANDS = ("info", "lookup", "burst", "query", "record", "http")
+COMMANDS = ("info", "lookup", "burst", "query", "capture", "http")
 
 # Lookup rows are compact integer arrays (a run keeps up to MAX_LOOKUPS of them), named by these.
 LOOKUP_COLUMNS = ("name_index", "start_offset_ns", "latency_ns", "ok", "error_code", "n_addrs")
 BURST_COLUMNS = LOOKUP_COLUMNS + ("burst",)
-RECORD_COLUMNS = ("qname", "qtype", "proto")
+CAPTURE_COLUMNS = ("qname", "qtype", "proto")
 
 # error_code values that are not getaddrinfo's EAI_* codes (those are negative, never 0).
 ERR_ENCODE = -1000  # the name cannot be encoded (IDNA/Unicode error in Python)
@@ -28,7 +28,7 @@ SOCKTYPES = {"any": 0, "stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM}
 LIBCS = ("glibc", "musl", "unknown")
 STOP_REASONS = ("count", "duration", "limit")
 PROTOS = ("udp", "tcp")
-# Who read the recorded questions: dnspython, or the fallback for interpreters it does not run on.
+# Who read the captured questions: dnspython, or the fallback for interpreters it does not run on.
 PARSERS = ("dnspython", "builtin")
 
 # Sections of a query reply, as dnspython names them, and the keys of each record in them.
@@ -48,7 +48,7 @@ MAX_LOOKUPS = 2000000  # rows kept by `lookup`; past it the run stops with stopp
 DEFAULT_MAX_LOOKUPS = 500000
 MAX_DURATION_S = 3600.0
 MAX_THREADS = 256
-MAX_RECORDS = 20000  # queries kept by `record`; further ones are forwarded but only counted
+MAX_CAPTURED = 20000  # queries kept by `capture`; further ones are forwarded but only counted
 MAX_PENDING_UDP = 512  # upstream UDP exchanges in flight in the forwarder
 MAX_TCP_CLIENTS = 32
 MAX_HTTP_BYTES = 16 * 1024 * 1024

@@ -220,7 +220,7 @@ class QueryResult:
 
 
 @dataclass(frozen=True)
-class RecordedQuery:
+class CapturedQuery:
     qname: str  # as sent, absolute with the trailing dot
     qtype: str
     proto: str  # "udp" or "tcp"
@@ -228,8 +228,8 @@ class RecordedQuery:
 
 
 @dataclass(frozen=True)
-class RecordedLookup:
-    """One libc lookup through the recording forwarder and the queries it caused, in order."""
+class CapturedLookup:
+    """One libc lookup through the capturing forwarder and the queries it caused, in order."""
 
     name: str
     ok: bool
@@ -237,7 +237,7 @@ class RecordedLookup:
     error: str | None
     addresses: tuple[str, ...]
     latency_ns: int
-    queries: tuple[RecordedQuery, ...]
+    queries: tuple[CapturedQuery, ...]
     late_queries: int  # queries that arrived after getaddrinfo had returned
 
     @property
@@ -247,7 +247,7 @@ class RecordedLookup:
 
 
 @dataclass(frozen=True)
-class RecordResult:
+class CaptureResult:
     listen: str
     upstream: tuple[str, ...]
     port: int
@@ -255,8 +255,8 @@ class RecordResult:
     resolv_conf: str | None
     warnings: tuple[str, ...]
     parser: str  # "dnspython", or "builtin" on an interpreter the bundled dnspython does not run on
-    lookups: tuple[RecordedLookup, ...]
-    unattributed: tuple[RecordedQuery, ...]
+    lookups: tuple[CapturedLookup, ...]
+    unattributed: tuple[CapturedQuery, ...]
     dropped: int
     unanswered: int
 
@@ -274,4 +274,4 @@ class HttpResult:
     latency_ns: int
 
 
-ProbeResult = ProbeInfo | LookupResult | QueryResult | RecordResult | HttpResult
+ProbeResult = ProbeInfo | LookupResult | QueryResult | CaptureResult | HttpResult

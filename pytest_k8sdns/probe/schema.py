@@ -18,7 +18,7 @@ from pytest_k8sdns.probe.protocol import (
     BURST_COLUMNS,
     LOOKUP_COLUMNS,
     PROBE_VERSION,
-    RECORD_COLUMNS,
+    CAPTURE_COLUMNS,
 )
 from pytest_k8sdns.probe.results import (
     BurstResult,
@@ -31,9 +31,9 @@ from pytest_k8sdns.probe.results import (
     ProbeResult,
     QueryReply,
     QueryResult,
-    RecordedLookup,
-    RecordedQuery,
-    RecordResult,
+    CapturedLookup,
+    CapturedQuery,
+    CaptureResult,
     Soa,
     Srv,
 )
@@ -123,9 +123,9 @@ def _reply(d: Mapping[str, Any]) -> QueryReply:
     )
 
 
-def _recorded_lookup(d: Mapping[str, Any]) -> RecordedLookup:
+def _captured_lookup(d: Mapping[str, Any]) -> CapturedLookup:
     rcodes = list(d["rcodes"]) + [None] * (len(d["queries"]) - len(d["rcodes"]))
-    return RecordedLookup(
+    return CapturedLookup(
         name=d["name"],
         ok=d["ok"],
         error_code=d["error_code"],
@@ -133,7 +133,7 @@ def _recorded_lookup(d: Mapping[str, Any]) -> RecordedLookup:
         addresses=tuple(d["addresses"]),
         latency_ns=d["latency_ns"],
         queries=tuple(
-            RecordedQuery(q[0], q[1], q[2], rc) for q, rc in zip(d["queries"], rcodes[: len(d["queries"])], strict=True)
+            CapturedQuery(q[0], q[1], q[2], rc) for q, rc in zip(d["queries"], rcodes[: len(d["queries"])], strict=True)
         ),
         late_queries=d["late_queries"],
     )
@@ -159,7 +159,7 @@ def parse_output(command: str, output: str | bytes, *, where: str = "") -> Probe
         )
     if command == "http":
         return HttpResult(**{k: doc[k] for k in HttpResult.__dataclass_fields__})
-    return RecordResult(
+    return CaptureResult(
         listen=doc["listen"],
         upstream=tuple(doc["upstream"]),
         port=doc["port"],
@@ -167,8 +167,8 @@ def parse_output(command: str, output: str | bytes, *, where: str = "") -> Probe
         resolv_conf=doc["resolv_conf"],
         warnings=tuple(doc["warnings"]),
         parser=doc["parser"],
-        lookups=tuple(_recorded_lookup(d) for d in doc["lookups"]),
-        unattributed=tuple(RecordedQuery(q[0], q[1], q[2]) for q in doc["unattributed"]),
+        lookups=tuple(_captured_lookup(d) for d in doc["lookups"]),
+        unattributed=tuple(CapturedQuery(q[0], q[1], q[2]) for q in doc["unattributed"]),
         dropped=doc["dropped"],
         unanswered=doc["unanswered"],
     )
@@ -200,8 +200,8 @@ def parse_query(output: str | bytes, *, where: str = "") -> QueryResult:
     return _typed("query", output, where, QueryResult)
 
 
-def parse_record(output: str | bytes, *, where: str = "") -> RecordResult:
-    return _typed("record", output, where, RecordResult)
+def parse_capture(output: str | bytes, *, where: str = "") -> CaptureResult:
+    return _typed("capture", output, where, CaptureResult)
 
 
 def parse_http(output: str | bytes, *, where: str = "") -> HttpResult:
@@ -212,7 +212,7 @@ __all__ = [
     "BURST_COLUMNS",
     "LOOKUP_COLUMNS",
     "PROBE_VERSION",
-    "RECORD_COLUMNS",
+    "CAPTURE_COLUMNS",
     "SCHEMAS",
     "BurstResult",
     "DnsRecord",
@@ -224,9 +224,9 @@ __all__ = [
     "ProbeResult",
     "QueryReply",
     "QueryResult",
-    "RecordResult",
-    "RecordedLookup",
-    "RecordedQuery",
+    "CaptureResult",
+    "CapturedLookup",
+    "CapturedQuery",
     "Soa",
     "Srv",
     "load_document",
@@ -236,5 +236,5 @@ __all__ = [
     "parse_lookup",
     "parse_output",
     "parse_query",
-    "parse_record",
+    "parse_capture",
 ]

@@ -24,7 +24,7 @@ from pytest_k8sdns.probe.schema import ProbeResult
 
 UNBOUND = "/usr/sbin/unbound"
 DNS_IP = "127.0.53.1"  # the "cluster DNS" address, on the namespace's loopback
-RECORDER_IP = "127.0.0.1"  # where the in-pod recording forwarder listens
+RECORDER_IP = "127.0.0.1"  # where the in-pod capturing forwarder listens
 POD_SEARCH = "default.svc.cluster.local svc.cluster.local cluster.local"
 KUBERNETES_IP = "10.96.0.1"  # zone data only: nothing is ever sent to it
 SEARCH_ONLY_IP = "10.96.7.7"
@@ -43,8 +43,8 @@ def pod_resolv_conf(nameserver: str = DNS_IP, ndots: int = 5, extra_options: str
     return f"search {POD_SEARCH}\nnameserver {nameserver}\noptions {options}\n"
 
 
-def recorder_resolv_conf(ndots: int = 5, extra_options: str = "") -> str:
-    """The pod's resolv.conf with its nameserver swapped for the in-pod recorder, as the suite does."""
+def forwarder_resolv_conf(ndots: int = 5, extra_options: str = "") -> str:
+    """The pod's resolv.conf with its nameserver swapped for the in-pod forwarder, as the suite does."""
     return pod_resolv_conf(RECORDER_IP, ndots, extra_options)
 
 

@@ -47,7 +47,7 @@ def test_zipapp_is_stored_sorted_and_deterministic() -> None:
         assert {n for n in names if n.startswith("k8sdns_probe/payload/")} == {
             n for n in SOURCES if n != "k8sdns_probe/protocol.py"
         }
-        assert "k8sdns_probe/payload/__main__.py" in SOURCES and "k8sdns_probe/payload/record.py" in SOURCES
+        assert "k8sdns_probe/payload/__main__.py" in SOURCES and "k8sdns_probe/payload/capture.py" in SOURCES
         for name, source in SOURCES.items():
             assert zf.read(name) == source.read_bytes(), name
         assert b"k8sdns_probe.payload.__main__ import main" in zf.read("__main__.py")

@@ -2,7 +2,7 @@
 
 Each container runs with --network none (loopback only), as nobody with the pod's sysctl
 net.ipv4.ip_unprivileged_port_start=0, the zipapp mounted read-only at /k8sdns/probe.pyz. For
-`record`, unbound runs on the host's filesystem inside the container's network namespace
+`capture`, unbound runs on the host's filesystem inside the container's network namespace
 (nsenter -n), so the image needs nothing but its Python.
 """
 
@@ -27,7 +27,7 @@ from probe_netns_support import (
     need_root_and_ip,
     need_unbound,
     pod_resolv_conf,
-    recorder_resolv_conf,
+    forwarder_resolv_conf,
     run,
     start_unbound,
     unique_name,
@@ -38,7 +38,7 @@ from pytest_k8sdns.probe import (
     LookupResult,
     ProbeInfo,
     QueryResult,
-    RecordResult,
+    CaptureResult,
     parse_output,
     probe_command,
 )
@@ -118,7 +118,7 @@ def container(request: pytest.FixtureRequest, probe_zipapp: Path, tmp_path: Path
     if shutil.which("nsenter") is None:
         pytest.skip("nsenter (util-linux) not found; it runs unbound in the container's network namespace")
     resolv = tmp_path / "resolv.conf"
-    resolv.write_text(recorder_resolv_conf())
+    resolv.write_text(forwarder_resolv_conf())
     resolv.chmod(0o644)
     name = unique_name(f"k8sdns-probe-{libc}")
     argv = [
@@ -145,7 +145,7 @@ def container(request: pytest.FixtureRequest, probe_zipapp: Path, tmp_path: Path
         run(["docker", "rm", "-f", name], timeout=60)
 
 
-def test_record_through_the_image_libc(container: Container) -> None:
+def test_capture_through_the_image_libc(container: Container) -> None:
     libc = "musl" if "musl" in container.image else "glibc"
     names = ["api.example.test", "kubernetes.default", "api.example.test."]
     explicit = {
@@ -162,10 +162,10 @@ def test_record_through_the_image_libc(container: Container) -> None:
         "api.example.test.": ["api.example.test."],
     }
     for ndots in (5, 2):
-        conf = recorder_resolv_conf(ndots=ndots)
+        conf = forwarder_resolv_conf(ndots=ndots)
         container.resolv_conf.write_text(conf)  # same inode: the bind mount sees it
-        result = container.run("record", {"upstream": [DNS_IP], "names": names, "quiet_s": 0.05})
-        assert isinstance(result, RecordResult)
+        result = container.run("capture", {"upstream": [DNS_IP], "names": names, "quiet_s": 0.05})
+        assert isinstance(result, CaptureResult)
         assert result.resolv_conf == conf and result.warnings == () and result.parser == "dnspython"
         by_name = {lookup.name: lookup for lookup in result.lookups}
         assert by_name["api.example.test"].addresses == tuple(sorted([API_A, API_AAAA]))

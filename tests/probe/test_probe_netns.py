@@ -23,7 +23,7 @@ from probe_netns_support import (
     ProbeRunner,
     expected_qnames,
     pod_resolv_conf,
-    recorder_resolv_conf,
+    forwarder_resolv_conf,
 )
 
 from pytest_k8sdns.errors import PodError
@@ -32,14 +32,14 @@ from pytest_k8sdns.probe import (
     LookupResult,
     ProbeInfo,
     QueryResult,
-    RecordResult,
+    CaptureResult,
     parse_output,
 )
 
 
-def record(probe: ProbeRunner, names: list[str], resolv_conf: str, **args: object) -> RecordResult:
-    result = probe.run("record", {"upstream": [DNS_IP], "names": names, **args}, resolv_conf=resolv_conf)
-    assert isinstance(result, RecordResult)
+def capture(probe: ProbeRunner, names: list[str], resolv_conf: str, **args: object) -> CaptureResult:
+    result = probe.run("capture", {"upstream": [DNS_IP], "names": names, **args}, resolv_conf=resolv_conf)
+    assert isinstance(result, CaptureResult)
     assert result.warnings == ()
     assert result.dropped == 0
     return result
@@ -189,11 +189,11 @@ def test_query_without_a_server_reports_each_failure(probe: ProbeRunner) -> None
     assert tcp.replies[0].error is not None and "Connection" in tcp.replies[0].error
 
 
-# ---- record -------------------------------------------------------------------------------------
+# ---- capture ------------------------------------------------------------------------------------
 
 
-def test_record_ndots5_costs_eight_queries_for_an_external_name(probe: ProbeRunner) -> None:
-    conf = recorder_resolv_conf(ndots=5)
+def test_capture_ndots5_costs_eight_queries_for_an_external_name(probe: ProbeRunner) -> None:
+    conf = forwarder_resolv_conf(ndots=5)
     qnames = expected_qnames(
         "glibc",
         conf,
@@ -205,7 +205,7 @@ def test_record_ndots5_costs_eight_queries_for_an_external_name(probe: ProbeRunn
             "api.example.test.",
         ],
     )
-    result = record(probe, ["api.example.test"], conf)
+    result = capture(probe, ["api.example.test"], conf)
     assert result.resolv_conf == conf and result.parser == "dnspython"
     (lookup,) = result.lookups
     assert lookup.ok and lookup.addresses == tuple(sorted([API_A, API_AAAA]))
@@ -215,18 +215,18 @@ def test_record_ndots5_costs_eight_queries_for_an_external_name(probe: ProbeRunn
     assert lookup.late_queries == 0 and result.unattributed == ()
 
 
-def test_record_ndots2_tries_a_dotted_name_as_is_first(probe: ProbeRunner) -> None:
-    conf = recorder_resolv_conf(ndots=2)
+def test_capture_ndots2_tries_a_dotted_name_as_is_first(probe: ProbeRunner) -> None:
+    conf = forwarder_resolv_conf(ndots=2)
     qnames = expected_qnames("glibc", conf, "api.example.test", ["api.example.test."])
-    result = record(probe, ["api.example.test"], conf)
+    result = capture(probe, ["api.example.test"], conf)
     (lookup,) = result.lookups
     assert lookup.ok
     assert [[q.qname, q.qtype, q.proto] for q in lookup.queries] == a_aaaa(qnames)
     assert len(lookup.queries) < 8
 
 
-def test_record_attributes_queries_to_each_name_in_turn(probe: ProbeRunner) -> None:
-    conf = recorder_resolv_conf(ndots=5)
+def test_capture_attributes_queries_to_each_name_in_turn(probe: ProbeRunner) -> None:
+    conf = forwarder_resolv_conf(ndots=5)
     names = ["onlysearch", "api.example.test.", "kubernetes.default", "no-such-svc"]
     explicit = {
         "onlysearch": ["onlysearch.default.svc.cluster.local."],
@@ -242,7 +242,7 @@ def test_record_attributes_queries_to_each_name_in_turn(probe: ProbeRunner) -> N
             "no-such-svc.",
         ],
     }
-    result = record(probe, names, conf, quiet_s=0.05)
+    result = capture(probe, names, conf, quiet_s=0.05)
     assert [lookup.name for lookup in result.lookups] == names
     for lookup in result.lookups:
         qnames = expected_qnames("glibc", conf, lookup.name, explicit[lookup.name])
@@ -252,36 +252,36 @@ def test_record_attributes_queries_to_each_name_in_turn(probe: ProbeRunner) -> N
     assert not failed.ok and failed.error_code == EAI_NONAME and failed.addresses == ()
 
 
-def test_record_relays_tcp_when_the_libc_uses_it(probe: ProbeRunner) -> None:
-    conf = recorder_resolv_conf(ndots=5, extra_options="use-vc")
-    result = record(probe, ["kubernetes.default"], conf)
+def test_capture_relays_tcp_when_the_libc_uses_it(probe: ProbeRunner) -> None:
+    conf = forwarder_resolv_conf(ndots=5, extra_options="use-vc")
+    result = capture(probe, ["kubernetes.default"], conf)
     (lookup,) = result.lookups
     assert lookup.ok and lookup.addresses == (KUBERNETES_IP,)
     assert {q.proto for q in lookup.queries} == {"tcp"}
     assert [q.qname for q in lookup.queries][-1] == "kubernetes.default.svc.cluster.local."
 
 
-def test_record_single_request_serialises_a_and_aaaa(probe: ProbeRunner) -> None:
-    conf = recorder_resolv_conf(ndots=5, extra_options="single-request")
-    result = record(probe, ["api.example.test."], conf)
+def test_capture_single_request_serialises_a_and_aaaa(probe: ProbeRunner) -> None:
+    conf = forwarder_resolv_conf(ndots=5, extra_options="single-request")
+    result = capture(probe, ["api.example.test."], conf)
     (lookup,) = result.lookups
     assert [[q.qname, q.qtype] for q in lookup.queries] == [["api.example.test.", "A"], ["api.example.test.", "AAAA"]]
 
 
-def test_record_warns_when_resolv_conf_bypasses_the_recorder(probe: ProbeRunner) -> None:
-    result = probe.run("record", {"upstream": [DNS_IP], "names": ["kubernetes.default"]}, resolv_conf=pod_resolv_conf())
-    assert isinstance(result, RecordResult)
+def test_capture_warns_when_resolv_conf_bypasses_the_forwarder(probe: ProbeRunner) -> None:
+    result = probe.run("capture", {"upstream": [DNS_IP], "names": ["kubernetes.default"]}, resolv_conf=pod_resolv_conf())
+    assert isinstance(result, CaptureResult)
     assert len(result.warnings) == 1 and RECORDER_IP in result.warnings[0]
     assert result.lookups[0].ok and result.lookups[0].queries == ()
 
 
-def test_record_names_the_fix_when_port_53_is_taken(probe: ProbeRunner) -> None:
-    # unbound holds DNS_IP:53, so the recorder cannot listen there.
-    proc = probe.raw("record", {"upstream": ["127.0.0.9"], "listen": DNS_IP, "names": ["x"]})
+def test_capture_names_the_fix_when_port_53_is_taken(probe: ProbeRunner) -> None:
+    # unbound holds DNS_IP:53, so the forwarder cannot listen there.
+    proc = probe.raw("capture", {"upstream": ["127.0.0.9"], "listen": DNS_IP, "names": ["x"]})
     assert proc.returncode == 2
     assert "Traceback" in proc.stderr
     with pytest.raises(PodError, match=r"cannot listen on 127\.0\.53\.1:53 .*ip_unprivileged_port_start=0"):
-        parse_output("record", proc.stdout, where="pod p")
+        parse_output("capture", proc.stdout, where="pod p")
 
 
 # ---- errors and older interpreters -------------------------------------------------------------
@@ -296,7 +296,7 @@ def test_record_names_the_fix_when_port_53_is_taken(probe: ProbeRunner) -> None:
         ("burst", {"names": ["a"], "parallel": "4"}, "'parallel' must be int"),
         ("query", {"server": "dns.example", "name": "a"}, "not an IP address"),
         ("query", {"server": DNS_IP, "name": "a", "rdtype": "BOGUS"}, "not a DNS record type"),
-        ("record", {"upstream": [RECORDER_IP], "names": ["a"]}, "would loop"),
+        ("capture", {"upstream": [RECORDER_IP], "names": ["a"]}, "would loop"),
     ],
 )
 def test_bad_arguments_give_an_error_document(
@@ -328,9 +328,9 @@ def test_payload_runs_on_python_3_8(probe: ProbeRunner, python: str) -> None:
     assert isinstance(lookup, LookupResult) and lookup.totals.ok == 3
     burst = probe.run("burst", {"names": ["onlysearch"], "bursts": 2, "parallel": 2, "interval_s": 0.01}, python=python)
     assert isinstance(burst, LookupResult) and burst.totals.ok == 4
-    conf = recorder_resolv_conf()
-    result = probe.run("record", {"upstream": [DNS_IP], "names": ["api.example.test"]}, resolv_conf=conf, python=python)
-    assert isinstance(result, RecordResult)
+    conf = forwarder_resolv_conf()
+    result = probe.run("capture", {"upstream": [DNS_IP], "names": ["api.example.test"]}, resolv_conf=conf, python=python)
+    assert isinstance(result, CaptureResult)
     assert result.parser in ("builtin", "dnspython")
     assert len(result.lookups[0].queries) == 8
     assert result.lookups[0].queries[-1].qname == "api.example.test."

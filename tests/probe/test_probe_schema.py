@@ -27,7 +27,7 @@ from pytest_k8sdns.probe import (
     parse_lookup,
     parse_output,
     parse_query,
-    parse_record,
+    parse_capture,
 )
 from pytest_k8sdns.probe.payload import query as payload_query
 from pytest_k8sdns.probe.payload import wire
@@ -194,7 +194,7 @@ def test_query_and_record_docs_parse() -> None:
         "strings": ("x",)
     }
     record: dict[str, Any] = {
-        "command": "record",
+        "command": "capture",
         "probe_version": PROBE_VERSION,
         "listen": "127.0.0.1",
         "upstream": ["10.96.0.10"],
@@ -221,12 +221,12 @@ def test_query_and_record_docs_parse() -> None:
         "dropped": 0,
         "unanswered": 0,
     }
-    rec = parse_record(json.dumps(record))
+    rec = parse_capture(json.dumps(record))
     assert rec.lookups[0].qnames == ("a.x.", "a.")
     assert [q.rcode for q in rec.lookups[0].queries] == ["NXDOMAIN", "NXDOMAIN", None]
     record["lookups"][0]["queries"][0] = ["a.x.", "A", "sctp"]
     with pytest.raises(PodError, match=r"invalid output at \$\.lookups\[0\]\.queries\[0\]"):
-        parse_record(json.dumps(record))
+        parse_capture(json.dumps(record))
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from .http import cmd_http
 from .info import cmd_info
 from .lookup import cmd_burst, cmd_lookup
 from .query import cmd_query
-from .record import cmd_record
+from .capture import cmd_capture
 
 if TYPE_CHECKING:  # an alias only for annotations: subscripted builtins are not evaluated on Python 3.8 then
     from collections.abc import Callable
@@ -31,7 +31,7 @@ HANDLERS: dict[str, Command] = {
     "lookup": cmd_lookup,
     "burst": cmd_burst,
     "query": cmd_query,
-    "record": cmd_record,
+    "capture": cmd_capture,
     "http": cmd_http,
 }
 

@@ -1,4 +1,4 @@
-"""The recording forwarder behind `record`: relays the libc's DNS messages and notes each question."""
+"""The capturing forwarder behind `capture`: relays the libc's DNS messages and notes each question."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import struct
 import threading
 from typing import TYPE_CHECKING, Any, cast
 
-from ..protocol import MAX_PENDING_UDP, MAX_RECORDS, MAX_TCP_CLIENTS
+from ..protocol import MAX_PENDING_UDP, MAX_CAPTURED, MAX_TCP_CLIENTS
 from .common import ProbeFailure, mono
 from .wire import Reader
 
@@ -26,11 +26,11 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
     return data
 
 
-class Recorder:
+class CapturingForwarder:
     """Relays raw DNS messages between the libc and the upstreams, noting each query's question.
 
     UDP runs in one selector thread (one connected upstream socket per query, so replies find
-    their client); each TCP client gets a thread. Memory is bounded: MAX_RECORDS questions,
+    their client); each TCP client gets a thread. Memory is bounded: MAX_CAPTURED questions,
     MAX_PENDING_UDP exchanges in flight, MAX_TCP_CLIENTS connections.
     """
 
@@ -95,7 +95,7 @@ class Recorder:
         now = mono()
         with self.lock:
             self.last_arrival = now
-            if len(self.events) >= MAX_RECORDS:
+            if len(self.events) >= MAX_CAPTURED:
                 self.dropped += 1
                 return -1
             self.events.append([qname, qtype, proto, None, now])

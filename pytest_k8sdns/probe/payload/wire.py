@@ -1,4 +1,4 @@
-"""Reading the messages the recorder relays: a query's first question and a reply's rcode.
+"""Reading the messages the forwarder relays: a query's first question and a reply's rcode.
 
 dnspython reads them. The bundled dnspython needs Python 3.10, and the payload runs on 3.8 and
 3.9 too, so there (and only there) a minimal reader of the header and the first question stands

@@ -1,4 +1,4 @@
-"""`record`: one libc lookup per name through the recording forwarder, and the queries each caused."""
+"""`capture`: one libc lookup per name through the capturing forwarder, and the queries each caused."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import socket
 import time
 from typing import Any
 
-from ..protocol import ERR_ENCODE, ERR_OTHER, FAMILIES, RECORD_COLUMNS
+from ..protocol import ERR_ENCODE, ERR_OTHER, FAMILIES, CAPTURE_COLUMNS
 from .common import RESOLV_CONF, ArgError, arg, ip_arg, key_of, mono, read_resolv_conf
-from .forwarder import Recorder
+from .forwarder import CapturingForwarder
 
 
 def _nameservers(text: str | None) -> list[str]:
@@ -20,11 +20,11 @@ def _nameservers(text: str | None) -> list[str]:
     return servers
 
 
-def _settle(recorder: Recorder, end: int, quiet_ns: int, max_quiet_ns: int) -> None:
+def _settle(forwarder: CapturingForwarder, end: int, quiet_ns: int, max_quiet_ns: int) -> None:
     """Hold until no query came for quiet_ns (at most max_quiet_ns after `end`): a query the libc
     sent late (a retry) belongs to the name just looked up, not to the next."""
     while True:
-        _, last = recorder.mark()
+        _, last = forwarder.mark()
         now = mono()
         until = min(max(end, last) + quiet_ns, end + max_quiet_ns)
         if now >= until:
@@ -44,7 +44,7 @@ def _lookup(name: str, family: int) -> dict[str, Any]:
     return outcome
 
 
-def cmd_record(args: dict[str, Any]) -> dict[str, Any]:
+def cmd_capture(args: dict[str, Any]) -> dict[str, Any]:
     upstreams = arg(args, "upstream", list, required=True)
     for server in upstreams:
         ip_arg({"upstream": server}, "upstream")
@@ -55,7 +55,7 @@ def cmd_record(args: dict[str, Any]) -> dict[str, Any]:
     quiet_s = arg(args, "quiet_s", float, 0.2, lo=0.0, hi=5.0)
     timeout = arg(args, "timeout", float, 3.0, lo=0.01, hi=30.0)
     if listen in upstreams and port == 53:
-        raise ArgError(f"upstream {listen}:53 is the recorder's own address; that would loop")
+        raise ArgError(f"upstream {listen}:53 is the forwarder's own address; that would loop")
     text, error = read_resolv_conf()
     warnings = []
     if error:
@@ -63,30 +63,30 @@ def cmd_record(args: dict[str, Any]) -> dict[str, Any]:
     elif listen not in _nameservers(text):
         warnings.append(
             f"{RESOLV_CONF} lists nameservers {_nameservers(text)}, not {listen}: "
-            "the libc will not send its queries through the recorder"
+            "the libc will not send its queries through the forwarder"
         )
-    recorder = Recorder(listen, upstreams, port, timeout)
-    recorder.start()
+    forwarder = CapturingForwarder(listen, upstreams, port, timeout)
+    forwarder.start()
     quiet_ns = int(quiet_s * 1e9)
     max_quiet_ns = max(2 * quiet_ns, int(2e9))
     lookups = []
     try:
-        first, _ = recorder.mark()
+        first, _ = forwarder.mark()
         for name in names:
-            begin, _ = recorder.mark()
+            begin, _ = forwarder.mark()
             start = mono()
             outcome = _lookup(name, family)
             end = mono()
-            _settle(recorder, end, quiet_ns, max_quiet_ns)
-            with recorder.lock:
-                events = [list(event) for event in recorder.events[begin:]]
+            _settle(forwarder, end, quiet_ns, max_quiet_ns)
+            with forwarder.lock:
+                events = [list(event) for event in forwarder.events[begin:]]
             outcome["latency_ns"] = end - start
             outcome["queries"] = [event[:3] for event in events]
             outcome["rcodes"] = [event[3] for event in events]
             outcome["late_queries"] = sum(1 for event in events if event[4] > end)
             lookups.append(outcome)
     finally:
-        recorder.stop()
+        forwarder.stop()
     return {
         "listen": listen,
         "upstream": upstreams,
@@ -94,10 +94,10 @@ def cmd_record(args: dict[str, Any]) -> dict[str, Any]:
         "family": key_of(FAMILIES, family),
         "resolv_conf": text,
         "warnings": warnings,
-        "parser": recorder.reader.name,
-        "columns": list(RECORD_COLUMNS),
+        "parser": forwarder.reader.name,
+        "columns": list(CAPTURE_COLUMNS),
         "lookups": lookups,
-        "unattributed": [event[:3] for event in recorder.events[:first]],
-        "dropped": recorder.dropped,
-        "unanswered": recorder.unanswered,
+        "unattributed": [event[:3] for event in forwarder.events[:first]],
+        "dropped": forwarder.dropped,
+        "unanswered": forwarder.unanswered,
     }
