@@ -18,8 +18,8 @@ from pytest_k8sdns.dns.nodelocal import NodeLocalInspector, find_nodelocal
 from pytest_k8sdns.probe.pods import LIBCS, ProbePod, ProbeSpec
 from pytest_k8sdns.dns.resolvconf import parse_resolv_conf
 from pytest_k8sdns.evidence.recorder import Recorder
-from pytest_k8sdns.results import RESULTS_KEY
-from pytest_k8sdns.session import RUN_KEY, Run
+from pytest_k8sdns.keys import RESULTS_KEY, RUN_KEY, SETTINGS_KEY
+from pytest_k8sdns.session import Run
 
 
 def _guarded(fn: Callable[..., Any], *args: Any) -> Any:
@@ -42,9 +42,9 @@ def k8sdns_run(request: pytest.FixtureRequest) -> Run:
 
 
 @pytest.fixture(scope="session")
-def k8sdns_settings(k8sdns_run: Run) -> Settings:
+def k8sdns_settings(request: pytest.FixtureRequest, k8sdns_run: Run) -> Settings:
     """Session. The resolved settings (thresholds, images, sample sizes): a frozen Settings."""
-    return k8sdns_run.settings
+    return request.config.stash[SETTINGS_KEY]
 
 
 @pytest.fixture(scope="session")

@@ -17,13 +17,12 @@ from pytest_k8sdns.verdict.gate import Gate
 from pytest_k8sdns import xdist
 from pytest_k8sdns.errors import K8sDnsError
 from pytest_k8sdns.report.html import HtmlExtras
-from pytest_k8sdns.results import RESULTS_KEY, Results, write_document
-from pytest_k8sdns.session import RUN_KEY, Run
+from pytest_k8sdns.keys import GATE_KEY, RESULTS_KEY, RUN_KEY, SETTINGS_KEY
+from pytest_k8sdns.results import Results, write_document
+from pytest_k8sdns.session import Run
 
 pytest_plugins = ["pytest_k8sdns.fixtures"]
 
-SETTINGS_KEY = pytest.StashKey[cfg.Settings]()
-GATE_KEY = pytest.StashKey[Gate]()
 
 
 def _suite_dir() -> Path:

@@ -23,7 +23,6 @@ from pytest_k8sdns.errors import ConfigError
 from pytest_k8sdns.evidence.measure import Entity, Measurement
 from pytest_k8sdns.verdict.baseline import check_id, compare
 
-RESULTS_KEY = pytest.StashKey["Results"]()
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 OUTCOMES = ("passed", "failed", "skipped", "error")

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes.client.exceptions import ApiException
 
 from pytest_k8sdns.kube import pods
@@ -27,9 +26,6 @@ from pytest_k8sdns.kube.kind import KindCluster, point_coredns_at
 from pytest_k8sdns.kube.rollout import wait_deployment, wait_nodes_ready
 from pytest_k8sdns.dns.nodelocal import find_nodelocal
 from pytest_k8sdns.dns.nodelocal_deploy import deploy_nodelocal
-
-RUN_KEY = pytest.StashKey["Run"]()
-
 
 def new_run_id() -> str:
     """Short and unique per run and per xdist worker, so parallel runs never collide."""
