@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_k8sdns.kube.client import MANAGED_BY
 from pytest_k8sdns.config import Settings
+from pytest_k8sdns.kube.client import MANAGED_BY
 from pytest_k8sdns.kube.kind import docker_leftovers
 from pytest_k8sdns.plugin import _suite_dir
 from pytest_k8sdns.session import Run

@@ -19,10 +19,9 @@ from typing import Any
 
 import pytest
 
-from pytest_k8sdns.kube import kind
-from pytest_k8sdns.kube import pods
-from pytest_k8sdns.probe import pods as probes
 from pytest_k8sdns import session
+from pytest_k8sdns.kube import kind, pods
+from pytest_k8sdns.probe import pods as probes
 
 SPENT: dict[str, float] = defaultdict(float)
 _LAST_READY = [0.0]

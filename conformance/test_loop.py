@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_k8sdns.dns import corefile
-from pytest_k8sdns.dns import resolvconf
+from pytest_k8sdns.dns import corefile, resolvconf
 from pytest_k8sdns.verdict.expect import expect
 
 pytestmark = pytest.mark.k8sdns_check(13)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from pytest_k8sdns.dns import resolvconf, resolver
-from pytest_k8sdns.evidence.measure import Q
-from pytest_k8sdns.verdict.expect import expect
 from pytest_k8sdns.dns.coredns import NODELOCAL_IP
+from pytest_k8sdns.evidence.measure import Q
 from pytest_k8sdns.probe.pods import LIBCS
+from pytest_k8sdns.verdict.expect import expect
 
 #: short, dotted, dotted-but-divergent (exists only under a search domain), external, absolute
 NAMES = ["web", "kubernetes.default", "web.{ns}.svc", "{external}", "kubernetes.default.svc.{domain}."]

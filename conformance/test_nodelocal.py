@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_k8sdns.dns import corefile
-from pytest_k8sdns.dns import nodelocal
+from pytest_k8sdns.dns import corefile, nodelocal
 from pytest_k8sdns.evidence import nodelocal as evidence
 from pytest_k8sdns.verdict.expect import expect
 

@@ -7,18 +7,18 @@ from typing import Any
 
 import pytest
 
-from pytest_k8sdns.probe import pods as probes
-from pytest_k8sdns.dns import objects
-from pytest_k8sdns.kube.client import Cluster
 from pytest_k8sdns.config import Settings
+from pytest_k8sdns.dns import objects
 from pytest_k8sdns.dns.coredns import CoreDNSInspector
-from pytest_k8sdns.errors import K8sDnsError
-from pytest_k8sdns.kube.kind import UPSTREAM_NAMES
 from pytest_k8sdns.dns.nodelocal import NodeLocalInspector, find_nodelocal
-from pytest_k8sdns.probe.pods import LIBCS, ProbePod, ProbeSpec
 from pytest_k8sdns.dns.resolvconf import parse_resolv_conf
+from pytest_k8sdns.errors import K8sDnsError
 from pytest_k8sdns.evidence.recorder import Recorder
 from pytest_k8sdns.keys import RESULTS_KEY, RUN_KEY, SETTINGS_KEY
+from pytest_k8sdns.kube.client import Cluster
+from pytest_k8sdns.kube.kind import UPSTREAM_NAMES
+from pytest_k8sdns.probe import pods as probes
+from pytest_k8sdns.probe.pods import LIBCS, ProbePod, ProbeSpec
 from pytest_k8sdns.session import Run
 
 

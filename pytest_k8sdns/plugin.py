@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from pytest_k8sdns import config as cfg
-from pytest_k8sdns.verdict import certification
-from pytest_k8sdns.verdict.gate import Gate
 from pytest_k8sdns import xdist
 from pytest_k8sdns.errors import K8sDnsError
-from pytest_k8sdns.report.html import HtmlExtras
 from pytest_k8sdns.keys import GATE_KEY, RESULTS_KEY, RUN_KEY, SETTINGS_KEY
+from pytest_k8sdns.report.html import HtmlExtras
 from pytest_k8sdns.results import Results, write_document
 from pytest_k8sdns.session import Run
+from pytest_k8sdns.verdict import certification
+from pytest_k8sdns.verdict.gate import Gate
 
 pytest_plugins = ["pytest_k8sdns.fixtures"]
 

@@ -16,16 +16,16 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from pytest_k8sdns.kube import pods
-from pytest_k8sdns.probe import pods as probes
-from pytest_k8sdns.kube import rbac
-from pytest_k8sdns.kube.client import Cluster, NodeFacts, status_message
 from pytest_k8sdns.config import Settings
-from pytest_k8sdns.errors import ClusterError, K8sDnsError
-from pytest_k8sdns.kube.kind import KindCluster, point_coredns_at
-from pytest_k8sdns.kube.rollout import wait_deployment, wait_nodes_ready
 from pytest_k8sdns.dns.nodelocal import find_nodelocal
 from pytest_k8sdns.dns.nodelocal_deploy import deploy_nodelocal
+from pytest_k8sdns.errors import ClusterError, K8sDnsError
+from pytest_k8sdns.kube import pods, rbac
+from pytest_k8sdns.kube.client import Cluster, NodeFacts, status_message
+from pytest_k8sdns.kube.kind import KindCluster, point_coredns_at
+from pytest_k8sdns.kube.rollout import wait_deployment, wait_nodes_ready
+from pytest_k8sdns.probe import pods as probes
+
 
 def new_run_id() -> str:
     """Short and unique per run and per xdist worker, so parallel runs never collide."""

@@ -12,7 +12,12 @@ import yaml
 
 from pytest_k8sdns.dns import corefile
 from pytest_k8sdns.dns.coredns import NODELOCAL_IP
-from pytest_k8sdns.dns.nodelocal import NODELOCAL_NAME, NODELOCAL_NAMESPACE, NodeLocalInspector, cluster_domain_of
+from pytest_k8sdns.dns.nodelocal import (
+    NODELOCAL_NAME,
+    NODELOCAL_NAMESPACE,
+    NodeLocalInspector,
+    cluster_domain_of,
+)
 from pytest_k8sdns.errors import ClusterError, NotFound
 from pytest_k8sdns.files import fixture_path
 from pytest_k8sdns.kube.client import MANAGED_BY, Cluster

@@ -11,9 +11,9 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from pytest_k8sdns.kube.client import Cluster
 from pytest_k8sdns.errors import ClusterError
 from pytest_k8sdns.files import fixture_path
+from pytest_k8sdns.kube.client import Cluster
 
 #: The namespace fixtures/rbac.yaml creates; its Role stands for whatever namespace the run uses.
 RBAC_NAMESPACE = "k8sdns"

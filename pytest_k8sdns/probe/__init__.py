@@ -13,14 +13,17 @@ from pytest_k8sdns.probe.build import (
 )
 from pytest_k8sdns.probe.protocol import (
     BURST_COLUMNS,
+    CAPTURE_COLUMNS,
     COMMANDS,
     LOOKUP_COLUMNS,
     PROBE_VERSION,
-    CAPTURE_COLUMNS,
 )
 from pytest_k8sdns.probe.schema import (
     SCHEMAS,
     BurstResult,
+    CapturedLookup,
+    CapturedQuery,
+    CaptureResult,
     DnsRecord,
     HttpResult,
     LookupResult,
@@ -30,19 +33,16 @@ from pytest_k8sdns.probe.schema import (
     ProbeResult,
     QueryReply,
     QueryResult,
-    CapturedLookup,
-    CapturedQuery,
-    CaptureResult,
     Soa,
     Srv,
     load_document,
     parse_burst,
+    parse_capture,
     parse_http,
     parse_info,
     parse_lookup,
     parse_output,
     parse_query,
-    parse_capture,
 )
 
 __all__ = [

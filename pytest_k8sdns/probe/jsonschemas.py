@@ -10,6 +10,7 @@ from typing import Any
 
 from pytest_k8sdns.probe.protocol import (
     BURST_COLUMNS,
+    CAPTURE_COLUMNS,
     FAMILIES,
     LIBCS,
     LOOKUP_COLUMNS,
@@ -17,7 +18,6 @@ from pytest_k8sdns.probe.protocol import (
     PROBE_VERSION,
     PROTOS,
     RDATA_FIELDS,
-    CAPTURE_COLUMNS,
     RECORD_KEYS,
     SECTIONS,
     SOCKTYPES,

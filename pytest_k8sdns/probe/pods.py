@@ -13,10 +13,10 @@ from typing import Any
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from pytest_k8sdns.kube import pods
-from pytest_k8sdns.kube.client import Cluster
 from pytest_k8sdns.errors import K8sDnsError, PodError
 from pytest_k8sdns.files import fixture_path
+from pytest_k8sdns.kube import pods
+from pytest_k8sdns.kube.client import Cluster
 from pytest_k8sdns.probe import build, schema
 
 LIBCS = ("glibc", "musl")

@@ -16,12 +16,15 @@ from pytest_k8sdns.errors import PodError
 from pytest_k8sdns.probe.jsonschemas import SCHEMAS
 from pytest_k8sdns.probe.protocol import (
     BURST_COLUMNS,
+    CAPTURE_COLUMNS,
     LOOKUP_COLUMNS,
     PROBE_VERSION,
-    CAPTURE_COLUMNS,
 )
 from pytest_k8sdns.probe.results import (
     BurstResult,
+    CapturedLookup,
+    CapturedQuery,
+    CaptureResult,
     DnsRecord,
     HttpResult,
     LookupResult,
@@ -31,9 +34,6 @@ from pytest_k8sdns.probe.results import (
     ProbeResult,
     QueryReply,
     QueryResult,
-    CapturedLookup,
-    CapturedQuery,
-    CaptureResult,
     Soa,
     Srv,
 )

@@ -13,7 +13,12 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from pytest_k8sdns.config import default
-from pytest_k8sdns.evidence.measure import GROWTH_BOUNDED, MUST_NOT_GROW, SHOWN, quantity_of
+from pytest_k8sdns.evidence.measure import (
+    GROWTH_BOUNDED,
+    MUST_NOT_GROW,
+    SHOWN,
+    quantity_of,
+)
 
 FAILING = ("failed", "error")
 

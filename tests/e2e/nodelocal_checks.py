@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import subprocess
 
-from pytest_k8sdns.evidence import stats
 from pytest_k8sdns.dns.nodelocal import find_nodelocal
 from pytest_k8sdns.dns.nodelocal_deploy import remove_nodelocal
+from pytest_k8sdns.evidence import stats
 
 
 def _requests(body: str, server: str) -> float:

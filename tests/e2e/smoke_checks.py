@@ -78,8 +78,8 @@ def test_forbidden_names_verb_resource_namespace(k8sdns_run):
     """An identity with no rights gets a Forbidden line naming what it tried."""
     from kubernetes import client
 
-    from pytest_k8sdns.kube.client import Cluster
     from pytest_k8sdns.errors import ClusterError
+    from pytest_k8sdns.kube.client import Cluster
 
     ns = k8sdns_run.namespace
     core = k8sdns_run.cluster.core

@@ -24,10 +24,10 @@ from probe_netns_support import (
     Unbound,
     answered,
     expected_qnames,
+    forwarder_resolv_conf,
     need_root_and_ip,
     need_unbound,
     pod_resolv_conf,
-    forwarder_resolv_conf,
     run,
     start_unbound,
     unique_name,
@@ -35,10 +35,10 @@ from probe_netns_support import (
 
 from pytest_k8sdns.probe import (
     PAYLOAD_PATH,
+    CaptureResult,
     LookupResult,
     ProbeInfo,
     QueryResult,
-    CaptureResult,
     parse_output,
     probe_command,
 )

@@ -22,17 +22,17 @@ from probe_netns_support import (
     SEARCH_ONLY_IP,
     ProbeRunner,
     expected_qnames,
-    pod_resolv_conf,
     forwarder_resolv_conf,
+    pod_resolv_conf,
 )
 
 from pytest_k8sdns.errors import PodError
 from pytest_k8sdns.probe import (
+    CaptureResult,
     HttpResult,
     LookupResult,
     ProbeInfo,
     QueryResult,
-    CaptureResult,
     parse_output,
 )
 

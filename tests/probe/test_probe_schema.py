@@ -23,11 +23,11 @@ from pytest_k8sdns.probe import (
     Soa,
     Srv,
     parse_burst,
+    parse_capture,
     parse_info,
     parse_lookup,
     parse_output,
     parse_query,
-    parse_capture,
 )
 from pytest_k8sdns.probe.payload import query as payload_query
 from pytest_k8sdns.probe.payload import wire

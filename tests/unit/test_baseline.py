@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from results_docs import check, doc, healthy
 
-from pytest_k8sdns.verdict.baseline import check_id, compare
 from pytest_k8sdns.results import validate
+from pytest_k8sdns.verdict.baseline import check_id, compare
 
 LAT = "test_latency.py::test_lookup_latency[glibc]"
 RETRY = "test_latency.py::test_retry_signature[musl]"

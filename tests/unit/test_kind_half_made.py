@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_k8sdns.kube import kind as kind_module
 from pytest_k8sdns.errors import ToolError
+from pytest_k8sdns.kube import kind as kind_module
 from pytest_k8sdns.kube.kind import KindCluster
 
 

@@ -7,11 +7,16 @@ import types
 
 import pytest
 
-from pytest_k8sdns.dns import corefile
 from pytest_k8sdns.config import DEFAULT_NODELOCAL_IMAGE, resolve
-from pytest_k8sdns.errors import ClusterError, ConfigError
+from pytest_k8sdns.dns import corefile
 from pytest_k8sdns.dns.nodelocal import NODELOCAL_LABEL, denial_ttl
-from pytest_k8sdns.dns.nodelocal_deploy import _template, deploy_nodelocal, remove_nodelocal, render_nodelocal
+from pytest_k8sdns.dns.nodelocal_deploy import (
+    _template,
+    deploy_nodelocal,
+    remove_nodelocal,
+    render_nodelocal,
+)
+from pytest_k8sdns.errors import ClusterError, ConfigError
 
 FACTS = {"image": "k8sdns/node-cache:test", "local_ip": "169.254.20.10", "dns_server": "10.96.0.10",
          "domain": "cluster.local", "cluster_dns": "10.96.7.7", "upstream": "172.18.0.9"}

@@ -10,9 +10,9 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 import pytest_k8sdns
+from pytest_k8sdns.errors import ClusterError
 from pytest_k8sdns.kube import rbac
 from pytest_k8sdns.kube.client import api_errors
-from pytest_k8sdns.errors import ClusterError
 
 PACKAGE = Path(pytest_k8sdns.__file__).parent
 #: Modules that only act on kind clusters the plugin created (they refuse any other cluster), and

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_k8sdns.errors import ConfigError
 from pytest_k8sdns.dns.resolver import (
     ResolvConf,
     divergences,
@@ -15,6 +14,7 @@ from pytest_k8sdns.dns.resolver import (
     parse_resolv_conf,
     search_candidates,
 )
+from pytest_k8sdns.errors import ConfigError
 
 SEARCH = "search default.svc.cluster.local svc.cluster.local cluster.local"
 POD_NDOTS5 = f"nameserver 10.96.0.10\n{SEARCH}\noptions ndots:5\n"

@@ -8,8 +8,8 @@ import re
 from results_docs import healthy
 
 from pytest_k8sdns.report import summary
-from pytest_k8sdns.verdict.baseline import compare
 from pytest_k8sdns.report.html import render_summary
+from pytest_k8sdns.verdict.baseline import compare
 
 LAT = "test_latency.py::test_lookup_latency[glibc]"
 

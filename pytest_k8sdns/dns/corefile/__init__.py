@@ -23,7 +23,14 @@ from pytest_k8sdns.dns.corefile.parser import (
     parse_literal,
     split_key,
 )
-from pytest_k8sdns.dns.corefile.rules import ERROR, INFO, WARNING, Finding, analyse, forwards_to_resolv_conf
+from pytest_k8sdns.dns.corefile.rules import (
+    ERROR,
+    INFO,
+    WARNING,
+    Finding,
+    analyse,
+    forwards_to_resolv_conf,
+)
 
 __all__ = [
     "ERROR", "INFO", "WARNING", "Directive", "Finding", "ServerBlock", "Span", "analyse", "drop_reverse_zones", "forwards_to_resolv_conf",

@@ -13,12 +13,12 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import PROBE_VERSION
+from .capture import cmd_capture
 from .common import ArgError
 from .http import cmd_http
 from .info import cmd_info
 from .lookup import cmd_burst, cmd_lookup
 from .query import cmd_query
-from .capture import cmd_capture
 
 if TYPE_CHECKING:  # an alias only for annotations: subscripted builtins are not evaluated on Python 3.8 then
     from collections.abc import Callable

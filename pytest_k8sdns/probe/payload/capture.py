@@ -6,7 +6,7 @@ import socket
 import time
 from typing import Any
 
-from ..protocol import ERR_ENCODE, ERR_OTHER, FAMILIES, CAPTURE_COLUMNS
+from ..protocol import CAPTURE_COLUMNS, ERR_ENCODE, ERR_OTHER, FAMILIES
 from .common import RESOLV_CONF, ArgError, arg, ip_arg, key_of, mono, read_resolv_conf
 from .forwarder import CapturingForwarder
 

@@ -8,7 +8,7 @@ import struct
 import threading
 from typing import TYPE_CHECKING, Any, cast
 
-from ..protocol import MAX_PENDING_UDP, MAX_CAPTURED, MAX_TCP_CLIENTS
+from ..protocol import MAX_CAPTURED, MAX_PENDING_UDP, MAX_TCP_CLIENTS
 from .common import ProbeFailure, mono
 from .wire import Reader
 
