@@ -136,7 +136,7 @@ class Cluster:
             raise ConfigError(f"cannot read kubeconfig {path}: {exc.__class__.__name__}; fix the file or pass another") from None
         contexts = doc.get("contexts") or [] if isinstance(doc, dict) else []
         active = {"name": doc.get("current-context")} if isinstance(doc, dict) else None
-        names = [c.get("name") for c in contexts if isinstance(c, dict)]
+        names = [str(c.get("name")) for c in contexts if isinstance(c, dict)]
         chosen = context or (active or {}).get("name")
         if not chosen:
             raise ConfigError(f"{path} has no current-context; pass --k8sdns-context, one of: {', '.join(names) or 'none'}")
