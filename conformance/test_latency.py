@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_k8sdns.evidence.latency import burst_retries, lookup_latency, server_latency
+from pytest_k8sdns.evidence.latency import burst_retries, lookup_latency, server_latency, shown
 from pytest_k8sdns.evidence.measure import Q
 from pytest_k8sdns.probe.pods import LIBCS
 from pytest_k8sdns.verdict.expect import expect
@@ -29,9 +29,9 @@ def test_lookup_latency(probe_pods, dns_objects, cluster_domain, k8sdns_settings
            f"{ev.error_rate:.4f} ({ev.errors}/{ev.count}, {dict(ev.error_kinds)})",
            "look at CoreDNS errors and restarts (test_loop) and at packet loss to its pods")
     expect(ev.p50_ms is not None and ev.p50_ms <= s.p50_ms, f"{libc} lookup p50",
-           f"<= {s.p50_ms} ms", f"{ev.p50_ms} ms", "the cluster DNS is slow for every query: check its CPU and upstream")
+           f"<= {s.p50_ms} ms", f"{shown(ev.p50_ms)} ms", "the cluster DNS is slow for every query: check its CPU and upstream")
     expect(ev.p99_ms is not None and ev.p99_ms <= s.p99_ms, f"{libc} lookup p99",
-           f"<= {s.p99_ms} ms", f"{ev.p99_ms} ms with {ev.retry_signatures} lookups at the retry signature",
+           f"<= {s.p99_ms} ms", f"{shown(ev.p99_ms)} ms with {ev.retry_signatures} lookups at the retry signature",
            "a slow tail: look for lost packets (conntrack -S insert_failed) and CoreDNS saturation")
 
 
@@ -70,4 +70,4 @@ def test_server_latency(coredns, probe_pods, cluster_domain, k8sdns_settings, k8
     k8sdns_record.add(*ev.measurements())
     expect(ev.p99_ms is not None and ev.p99_ms <= k8sdns_settings.p99_ms,
            "server-side p99 of coredns_dns_request_duration_seconds", f"<= {k8sdns_settings.p99_ms} ms",
-           f"{ev.p99_ms} ms", "the DNS server itself is slow: check its upstream and CPU")
+           f"{shown(ev.p99_ms)} ms", "the DNS server itself is slow: check its upstream and CPU")

@@ -6,6 +6,7 @@ import pytest
 
 from pytest_k8sdns.dns import corefile, nodelocal
 from pytest_k8sdns.evidence import nodelocal as evidence
+from pytest_k8sdns.evidence.measure import Q
 from pytest_k8sdns.verdict.expect import expect
 
 pytestmark = pytest.mark.k8sdns_check(14)
@@ -94,9 +95,9 @@ def test_new_service_visible_within_denial_ttl(cache, node_probe_pods, k8sdns_cl
                          for v in seen])
     for v in seen:
         node = {"node": v.node}
-        k8sdns_record(f"visible_s[{v.node}]", v.seconds, "s", quantity="nodelocal.new_service_visible", entity=node)
-        k8sdns_record(f"last_miss_s[{v.node}]", v.last_miss, "s", quantity="nodelocal.new_service_last_miss", entity=node)
-        k8sdns_record(f"negative_ttl_s[{v.node}]", v.negative_ttl, "s", quantity="nodelocal.negative_ttl", entity=node)
+        k8sdns_record(f"visible_s[{v.node}]", v.seconds, "s", quantity=Q.NODELOCAL_NEW_SERVICE_VISIBLE, entity=node)
+        k8sdns_record(f"last_miss_s[{v.node}]", v.last_miss, "s", quantity=Q.NODELOCAL_NEW_SERVICE_LAST_MISS, entity=node)
+        k8sdns_record(f"negative_ttl_s[{v.node}]", v.negative_ttl, "s", quantity=Q.NODELOCAL_NEGATIVE_TTL, entity=node)
     # a poll is an exec into the pod: the query went out somewhere inside it, so only a miss that
     # began after the bound proves the Service was still invisible then
     late = [f"{v.node}: {'not within 30 s' if v.seconds is None else f'still NXDOMAIN at {v.last_miss:.1f} s'} "

@@ -80,8 +80,8 @@ class NodeLocalInspector:
                 try:
                     cm = c.call("get", "configmaps", self.namespace, c.core.read_namespaced_config_map,
                                 v.config_map.name, self.namespace)
-                except NotFound:
-                    return None
+                except (NotFound, ApiException):
+                    return None  # unreadable is as good as absent here: the checks skip
                 data = cm.data or {}
                 return data.get("Corefile") or next(iter(data.values()), None)
         return None

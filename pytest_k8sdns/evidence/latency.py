@@ -17,7 +17,13 @@ def ms(ns: float | None) -> float | None:
 
 
 def _ms_of_s(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 3)
+    # not rounded: bounds judge the value itself; `shown` rounds for tables and messages
+    return None if seconds is None else seconds * 1000
+
+
+def shown(value: float | None) -> float | None:
+    """A figure in ms as tables, results and messages show it: to the microsecond."""
+    return None if value is None else round(value, 3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,11 +47,11 @@ class LookupLatency:
     def measurements(self) -> list[Measurement]:
         e = self.entity
         return [
-            Measurement("p50_ms", self.p50_ms, "ms", Q.LOOKUP_P50, e),
-            Measurement("p90_ms", self.p90_ms, "ms", Q.LOOKUP_P90, e),
-            Measurement("p99_ms", self.p99_ms, "ms", Q.LOOKUP_P99, e),
-            Measurement("max_ms", self.max_ms, "ms", Q.LOOKUP_MAX, e),
-            Measurement("mean_ms", self.mean_ms, "ms", Q.LOOKUP_MEAN, e),
+            Measurement("p50_ms", shown(self.p50_ms), "ms", Q.LOOKUP_P50, e),
+            Measurement("p90_ms", shown(self.p90_ms), "ms", Q.LOOKUP_P90, e),
+            Measurement("p99_ms", shown(self.p99_ms), "ms", Q.LOOKUP_P99, e),
+            Measurement("max_ms", shown(self.max_ms), "ms", Q.LOOKUP_MAX, e),
+            Measurement("mean_ms", shown(self.mean_ms), "ms", Q.LOOKUP_MEAN, e),
             Measurement("lookups", self.count, "", Q.LOOKUP_COUNT, e),
             Measurement("errors", self.errors, "", Q.LOOKUP_ERRORS, e),
             Measurement("error_rate", round(self.error_rate, 5), "", Q.LOOKUP_ERROR_RATE, e),
@@ -86,7 +92,7 @@ class BurstRetries:
             Measurement("lookups", self.lookups, "", Q.BURST_COUNT, e),
             Measurement("retry_threshold_s", self.threshold_s, "s", Q.RETRY_THRESHOLD, e),
             Measurement("retry_signatures", self.retry_signatures, "", Q.BURST_RETRIES, e),
-            Measurement("max_ms", self.max_ms, "ms", Q.BURST_MAX, e),
+            Measurement("max_ms", shown(self.max_ms), "ms", Q.BURST_MAX, e),
         ]
 
 
@@ -112,8 +118,8 @@ class ServerLatency:
 
     def measurements(self) -> list[Measurement]:
         return [
-            Measurement("server_p50_ms", self.p50_ms, "ms", Q.SERVER_P50),
-            Measurement("server_p99_ms", self.p99_ms, "ms", Q.SERVER_P99),
+            Measurement("server_p50_ms", shown(self.p50_ms), "ms", Q.SERVER_P50),
+            Measurement("server_p99_ms", shown(self.p99_ms), "ms", Q.SERVER_P99),
             Measurement("requests", self.requests, "", Q.SERVER_REQUESTS),
         ]
 

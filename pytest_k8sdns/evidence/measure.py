@@ -33,6 +33,14 @@ class Q:
     SERVER_P99 = "server.latency.p99"
     SERVER_REQUESTS = "server.requests"
     QUERIES_PER_LOOKUP = "search.queries_per_lookup"
+    NODELOCAL_RCODE = "nodelocal.rcode"
+    NODELOCAL_LATENCY = "nodelocal.latency"
+    NODELOCAL_HEALTH = "nodelocal.health"
+    NODELOCAL_SETUP_ERRORS = "nodelocal.setup_errors"
+    NODELOCAL_CACHE_HITS = "nodelocal.cache_hits"
+    NODELOCAL_NEW_SERVICE_VISIBLE = "nodelocal.new_service_visible"
+    NODELOCAL_NEW_SERVICE_LAST_MISS = "nodelocal.new_service_last_miss"
+    NODELOCAL_NEGATIVE_TTL = "nodelocal.negative_ttl"
 
 
 #: The upgrade gate's rules, by quantity: a p99 that may grow only by --k8sdns-max-p99-growth, and

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from pytest_k8sdns.evidence import stats
 from pytest_k8sdns.evidence.latency import ms
-from pytest_k8sdns.evidence.measure import Measurement
+from pytest_k8sdns.evidence.measure import Measurement, Q
 from pytest_k8sdns.probe.schema import QueryResult
 
 #: Ports of node-cache: its health check, its setup metrics, and CoreDNS's own metrics.
@@ -44,8 +44,8 @@ class Answer:
 
     def measurements(self) -> list[Measurement]:
         e = {"node": self.node}
-        return [Measurement(f"rcode[{self.node}]", self.rcode, "", "nodelocal.rcode", e),
-                Measurement(f"latency_ms[{self.node}]", self.latency_ms, "ms", "nodelocal.latency", e)]
+        return [Measurement(f"rcode[{self.node}]", self.rcode, "", Q.NODELOCAL_RCODE, e),
+                Measurement(f"latency_ms[{self.node}]", self.latency_ms, "ms", Q.NODELOCAL_LATENCY, e)]
 
 
 def answer(pod: _Pod, local_ip: str, name: str, *, tcp: bool) -> Answer:
@@ -66,8 +66,8 @@ class Health:
 
     def measurements(self) -> list[Measurement]:
         e = {"node": self.node}
-        return [Measurement(f"health[{self.node}]", self.health, "", "nodelocal.health", e),
-                Measurement(f"setup_errors[{self.node}]", self.setup_errors, "", "nodelocal.setup_errors", e)]
+        return [Measurement(f"health[{self.node}]", self.health, "", Q.NODELOCAL_HEALTH, e),
+                Measurement(f"setup_errors[{self.node}]", self.setup_errors, "", Q.NODELOCAL_SETUP_ERRORS, e)]
 
 
 def health(pod: _Pod, local_ip: str) -> Health:
@@ -87,7 +87,7 @@ class CacheHits:
     def measurements(self) -> list[Measurement]:
         if self.new_hits is None:
             return []
-        return [Measurement(f"new_hits[{self.node}]", self.new_hits, "", "nodelocal.cache_hits", {"node": self.node})]
+        return [Measurement(f"new_hits[{self.node}]", self.new_hits, "", Q.NODELOCAL_CACHE_HITS, {"node": self.node})]
 
 
 def cache_hits(pod: _Pod, local_ip: str, name: str, repeats: int = 3) -> CacheHits:

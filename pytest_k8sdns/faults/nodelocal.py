@@ -100,8 +100,25 @@ class NodeLocalFaults(FaultBase):
             with self._node_rules(rules, [node]):
                 yield
         finally:
-            # Ready again means kubelet's probes have reached it since the rules went
+            # the pod may still show Ready from before its probes failed, or its liveness probe may
+            # just have killed it: wait until the cache itself answers again, then for the rollout
+            self._answering_again(node, local_ip)
             self._nodelocal_rolled_out(300)
+
+    def _answering_again(self, node: str, local_ip: str, timeout_s: float = 300) -> None:
+        """Wait until the cache on `node` answers /health at local_ip, seen from the node itself, on
+        three looks in a row a second apart (a container being restarted answers none)."""
+        streak: list[int] = []
+
+        def look() -> int:
+            code = self._node_try(node, "curl", "-sf", "-o", "/dev/null", "--max-time", "2",
+                                  f"http://{local_ip}:8080/health")
+            streak.append(code)
+            return code
+
+        until(f"NodeLocal on {node} not answering http://{local_ip}:8080/health", look,
+              lambda _: streak[-3:] == [0, 0, 0], timeout_s=timeout_s, every_s=1,
+              seen=lambda code: f"curl exit {code}")
 
     @contextlib.contextmanager
     def nodelocal_absent_from(self, node: str, timeout_s: float = 180) -> Iterator[None]:

@@ -95,7 +95,8 @@ def until(what: str, look: Callable[[], T], done: Callable[[T], bool], *, timeou
         if watched is not None:
             watched.next_change(version, pause)
         elif stop is not None:
-            stop.wait(pause)
+            if stop.wait(pause):
+                return value  # ended while pausing: no look after the block that set it
         else:
             time.sleep(pause)
 

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from pytest_k8sdns.errors import K8sDnsError, PodError
+from pytest_k8sdns.errors import K8sDnsError, NotFound, PodError
 from pytest_k8sdns.files import fixture_path
 from pytest_k8sdns.kube import pods
 from pytest_k8sdns.kube.client import Cluster
@@ -127,6 +127,8 @@ class ProbePod:
         none gives ("unreachable: why", "") instead of raising."""
         try:
             return self.http_get(url, timeout_s)
+        except NotFound:
+            raise  # the probe pod itself is gone: an error of the run, not an answer of the server
         except K8sDnsError as exc:
             return f"unreachable: {str(exc).rsplit('failed: ', 1)[-1][:160]}", ""
 

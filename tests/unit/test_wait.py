@@ -42,3 +42,19 @@ def test_wait_gone_until_nothing_is_left() -> None:
     left = [["a", "b"], ["b"], []]
     wait_gone("pods still there", lambda: left.pop(0), timeout_s=5, every_s=0.01)
     assert left == []
+
+
+def test_a_stop_during_the_pause_ends_without_another_look() -> None:
+    """A periodic actor (faults.base.every) stops with its block: no action after the stop."""
+    import threading
+    import time
+
+    stop = threading.Event()
+    looks: list[float] = []
+    worker = threading.Thread(target=until, args=("actor", lambda: looks.append(time.monotonic()), lambda _: False),
+                              kwargs={"timeout_s": 60, "every_s": 5, "stop": stop})
+    worker.start()
+    time.sleep(0.2)
+    stop.set()
+    worker.join(timeout=2)
+    assert not worker.is_alive() and len(looks) == 1
