@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from pytest_k8sdns.evidence import stats
 from pytest_k8sdns.evidence.measure import Entity, Measurement, Q
-from pytest_k8sdns.probe.schema import LookupResult
+from pytest_k8sdns.probe.results import LookupResult
 
 
 def ms(ns: float | None) -> float | None:

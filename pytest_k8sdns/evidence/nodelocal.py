@@ -9,7 +9,7 @@ from typing import Protocol
 from pytest_k8sdns.evidence import stats
 from pytest_k8sdns.evidence.latency import ms
 from pytest_k8sdns.evidence.measure import Measurement, Q
-from pytest_k8sdns.probe.schema import QueryResult
+from pytest_k8sdns.probe.results import QueryResult
 
 #: Ports of node-cache: its health check, its setup metrics, and CoreDNS's own metrics.
 HEALTH_PORT = 8080

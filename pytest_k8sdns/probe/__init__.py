@@ -18,8 +18,8 @@ from pytest_k8sdns.probe.protocol import (
     LOOKUP_COLUMNS,
     PROBE_VERSION,
 )
-from pytest_k8sdns.probe.schema import (
-    SCHEMAS,
+from pytest_k8sdns.probe.jsonschemas import SCHEMAS
+from pytest_k8sdns.probe.results import (
     BurstResult,
     CapturedLookup,
     CapturedQuery,
@@ -35,6 +35,8 @@ from pytest_k8sdns.probe.schema import (
     QueryResult,
     Soa,
     Srv,
+)
+from pytest_k8sdns.probe.schema import (
     load_document,
     parse_burst,
     parse_capture,

@@ -17,7 +17,7 @@ from pytest_k8sdns.errors import K8sDnsError, NotFound, PodError
 from pytest_k8sdns.files import fixture_path
 from pytest_k8sdns.kube import pods
 from pytest_k8sdns.kube.client import Cluster
-from pytest_k8sdns.probe import build, schema
+from pytest_k8sdns.probe import build, results, schema
 
 LIBCS = ("glibc", "musl")
 
@@ -101,19 +101,19 @@ class ProbePod:
             pods.raise_probe_failure(self.namespace, self.name, self.image, result)
         return result.stdout
 
-    def info(self) -> schema.ProbeInfo:
+    def info(self) -> results.ProbeInfo:
         return schema.parse_info(self.run("info"), where=self.where)
 
-    def lookup(self, names: Sequence[str], **args: Any) -> schema.LookupResult:
+    def lookup(self, names: Sequence[str], **args: Any) -> results.LookupResult:
         return schema.parse_lookup(self.run("lookup", {"names": list(names), **args}), where=self.where)
 
-    def burst(self, names: Sequence[str], **args: Any) -> schema.LookupResult:
+    def burst(self, names: Sequence[str], **args: Any) -> results.LookupResult:
         return schema.parse_burst(self.run("burst", {"names": list(names), **args}), where=self.where)
 
-    def query(self, server: str, name: str, **args: Any) -> schema.QueryResult:
+    def query(self, server: str, name: str, **args: Any) -> results.QueryResult:
         return schema.parse_query(self.run("query", {"server": server, "name": name, **args}), where=self.where)
 
-    def capture(self, upstream: Sequence[str], names: Sequence[str], **args: Any) -> schema.CaptureResult:
+    def capture(self, upstream: Sequence[str], names: Sequence[str], **args: Any) -> results.CaptureResult:
         doc = self.run("capture", {"upstream": list(upstream), "names": list(names), **args})
         return schema.parse_capture(doc, where=self.where)
 

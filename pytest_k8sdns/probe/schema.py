@@ -1,7 +1,7 @@
 """Check the probe's JSON output against its command's schema and turn it into typed results.
 
 Anything malformed raises PodError with one line naming the command, the pod and the first
-problem. The schemas are in jsonschemas.py, the result types in results.py (re-exported here).
+problem. The schemas are in jsonschemas.py, the result types in results.py.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ from pytest_k8sdns.errors import PodError
 from pytest_k8sdns.probe.jsonschemas import SCHEMAS
 from pytest_k8sdns.probe.protocol import (
     BURST_COLUMNS,
-    CAPTURE_COLUMNS,
     LOOKUP_COLUMNS,
-    PROBE_VERSION,
 )
 from pytest_k8sdns.probe.results import (
     BurstResult,
@@ -34,8 +32,6 @@ from pytest_k8sdns.probe.results import (
     ProbeResult,
     QueryReply,
     QueryResult,
-    Soa,
-    Srv,
 )
 
 _VALIDATORS = {name: jsonschema.Draft202012Validator(schema) for name, schema in SCHEMAS.items()}
@@ -208,33 +204,5 @@ def parse_http(output: str | bytes, *, where: str = "") -> HttpResult:
     return _typed("http", output, where, HttpResult)
 
 
-__all__ = [
-    "BURST_COLUMNS",
-    "LOOKUP_COLUMNS",
-    "PROBE_VERSION",
-    "CAPTURE_COLUMNS",
-    "SCHEMAS",
-    "BurstResult",
-    "DnsRecord",
-    "HttpResult",
-    "LookupResult",
-    "LookupRow",
-    "LookupTotals",
-    "ProbeInfo",
-    "ProbeResult",
-    "QueryReply",
-    "QueryResult",
-    "CaptureResult",
-    "CapturedLookup",
-    "CapturedQuery",
-    "Soa",
-    "Srv",
-    "load_document",
-    "parse_burst",
-    "parse_http",
-    "parse_info",
-    "parse_lookup",
-    "parse_output",
-    "parse_query",
-    "parse_capture",
-]
+__all__ = ["load_document", "parse_burst", "parse_capture", "parse_http", "parse_info", "parse_lookup", "parse_output",
+           "parse_query"]

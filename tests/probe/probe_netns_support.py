@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from pytest_k8sdns.probe import parse_output, probe_command
-from pytest_k8sdns.probe.schema import ProbeResult
+from pytest_k8sdns.probe.results import ProbeResult
 
 UNBOUND = "/usr/sbin/unbound"
 DNS_IP = "127.0.53.1"  # the "cluster DNS" address, on the namespace's loopback

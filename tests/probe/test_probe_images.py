@@ -42,7 +42,7 @@ from pytest_k8sdns.probe import (
     parse_output,
     probe_command,
 )
-from pytest_k8sdns.probe.schema import ProbeResult
+from pytest_k8sdns.probe.results import ProbeResult
 
 SUBSTRATE = Path(__file__).resolve().parents[2] / "substrate"
 
