@@ -50,26 +50,30 @@ class Watched:
         listed = self.cluster.call("list", self.resource, self.namespace, self.list_fn, *args, **kwargs)
         return str(listed.metadata.resource_version or "") or None
 
-    def next_change(self, version: str | None, timeout_s: float) -> bool:
-        """Block until an object of the list changes after `version`, or timeout_s passes; True
-        when it changed. A watch the identity may not make (403) or that expired (410) is False."""
+    def next_change(self, version: str | None, timeout_s: float) -> str | None:
+        """Block until an object of the list changes after `version`, or timeout_s passes. Return
+        the version to watch from next: the change's own, or `version` when nothing changed; None
+        when the watch expired (410), so the caller lists again. A watch the identity may not make
+        (403) waits a moment and keeps `version`: the wait then polls."""
         args, kwargs = self._args()
         w = watch.Watch()
         try:
-            for _ in w.stream(self.list_fn, *args, resource_version=version, timeout_seconds=max(1, int(timeout_s)),
-                              _request_timeout=timeout_s + 10, allow_watch_bookmarks=False, **kwargs):
-                return True
+            for event in w.stream(self.list_fn, *args, resource_version=version, timeout_seconds=max(1, int(timeout_s)),
+                                  _request_timeout=timeout_s + 10, allow_watch_bookmarks=False, **kwargs):
+                metadata = getattr(event.get("object"), "metadata", None)
+                return str(getattr(metadata, "resource_version", "") or "") or None
         except ApiException as exc:
-            if exc.status in (403, 410):
+            if exc.status == 410:
+                return None
+            if exc.status == 403:
                 time.sleep(min(timeout_s, 1.0))  # no watch here: the wait polls instead
-                return False
+                return version
             raise
         except (urllib3.exceptions.HTTPError, OSError):
-            return False  # a dropped watch connection: look again
+            return version  # a dropped watch connection: look again, watch again from the same point
         finally:
             w.stop()
-        return False
-
+        return version
 
 def until(what: str, look: Callable[[], T], done: Callable[[T], bool], *, timeout_s: float,
           seen: Callable[[T], str] = str, every_s: float = 1.0, watched: Watched | None = None,
@@ -81,8 +85,10 @@ def until(what: str, look: Callable[[], T], done: Callable[[T], bool], *, timeou
     returning the last look (for waits that run beside something else)."""
     __tracebackhide__ = True
     deadline = time.monotonic() + timeout_s
+    version: str | None = None
     while True:
-        version = watched.version() if watched is not None else None
+        if watched is not None and version is None:
+            version = watched.version()  # one list; afterwards the watch's own versions carry on
         value = look()
         if done(value) or (stop is not None and stop.is_set()):
             return value
@@ -93,7 +99,7 @@ def until(what: str, look: Callable[[], T], done: Callable[[T], bool], *, timeou
             raise WaitTimeout(f"{what} after {timeout_s:.0f} s; last seen: {seen(value)}")
         pause = min(every_s, left)
         if watched is not None:
-            watched.next_change(version, pause)
+            version = watched.next_change(version, pause)
         elif stop is not None:
             if stop.wait(pause):
                 return value  # ended while pausing: no look after the block that set it
