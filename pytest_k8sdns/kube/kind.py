@@ -156,9 +156,10 @@ def point_coredns_at(cluster: Cluster, upstream_ip: str, timeout_s: float = 180)
     """
     assert cluster.created, "point_coredns_at changes kube-system: only for clusters the plugin created"
     config = Target.configmap(cluster, "kube-system", "coredns")
-    text = value_at(config.read(), "/data/Corefile")
+    doc = config.read()
+    text = value_at(doc, "/data/Corefile")
     # kept, not restored: the cluster is the plugin's, and the run's DNS must never leave it
-    apply(config, {"/data/Corefile": set_forward(text if isinstance(text, str) else "", [upstream_ip])})
+    apply(config, {"/data/Corefile": set_forward(text if isinstance(text, str) else "", [upstream_ip])}, doc)
     Target.deployment(cluster, "kube-system", "coredns").restart()
     wait_deployment(cluster, "kube-system", "coredns", timeout_s)
 

@@ -87,9 +87,10 @@ def _op(path: str, old: Any, new: Any) -> dict[str, Any]:
     return {"op": "add" if old is _ABSENT else "replace", "path": path, "value": new}
 
 
-def apply(target: Target, change: Mapping[str, Any]) -> dict[str, Any]:
-    """Set each path of `change` and return what the paths held before (for `restore`)."""
-    doc = target.read()
+def apply(target: Target, change: Mapping[str, Any], doc: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Set each path of `change` and return what the paths held before (for `restore`); `doc` is
+    the object as just read, when the caller has it (one read, not two)."""
+    doc = target.read() if doc is None else doc
     saved = {path: value_at(doc, path) for path in change}
     ops = [_op(path, saved[path], value) for path, value in change.items() if value is not _ABSENT
            or saved[path] is not _ABSENT]
@@ -108,10 +109,11 @@ def restore(target: Target, saved: Mapping[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def patched(target: Target, change: Mapping[str, Any], *, settle: Callable[[], None] | None = None) -> Iterator[None]:
+def patched(target: Target, change: Mapping[str, Any], *, settle: Callable[[], None] | None = None,
+            doc: Mapping[str, Any] | None = None) -> Iterator[None]:
     """Hold `change` on `target` while the block runs, then restore it exactly. `settle` runs after
     the change and again after the restore (restart and wait for a rollout, say)."""
-    saved = apply(target, change)
+    saved = apply(target, change, doc)
     try:
         if settle is not None:
             settle()
@@ -125,8 +127,9 @@ def patched(target: Target, change: Mapping[str, Any], *, settle: Callable[[], N
 def edited(target: Target, path: str, edit: Callable[[Any], Any], *,
            settle: Callable[[], None] | None = None) -> contextlib.AbstractContextManager[None]:
     """`patched` with the new value computed from the current one (a Corefile edited, say)."""
-    current = value_at(target.read(), path)
-    return patched(target, {path: edit(None if current is _ABSENT else current)}, settle=settle)
+    doc = target.read()
+    current = value_at(doc, path)
+    return patched(target, {path: edit(None if current is _ABSENT else current)}, settle=settle, doc=doc)
 
 
 ABSENT = _ABSENT
