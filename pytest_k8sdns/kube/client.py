@@ -8,7 +8,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import urllib3
@@ -34,6 +34,12 @@ class NodeFacts:
     os_image: str
     container_runtime: str
     kubelet: str
+    # left out of the hash, so NodeFacts stays hashable with a dict in it
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
+    #: each "key=value:Effect" or "key:Effect"
+    taints: tuple[str, ...] = ()
+    #: spec.unschedulable: the node is cordoned
+    unschedulable: bool = False
 
 
 def default_kubeconfig() -> str:
@@ -186,6 +192,9 @@ class Cluster:
             ip = next((a.address for a in n.status.addresses or [] if a.type == "InternalIP"), "")
             ready = any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
             info = n.status.node_info
+            spec = n.spec or client.V1NodeSpec()
+            taints = tuple(f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}"
+                           for t in spec.taints or [])
             facts.append(
                 NodeFacts(
                     name=n.metadata.name,
@@ -195,6 +204,9 @@ class Cluster:
                     os_image=info.os_image,
                     container_runtime=info.container_runtime_version,
                     kubelet=info.kubelet_version,
+                    labels=dict(n.metadata.labels or {}),
+                    taints=taints,
+                    unschedulable=bool(spec.unschedulable),
                 )
             )
         return facts
