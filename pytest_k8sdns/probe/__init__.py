@@ -11,6 +11,7 @@ from pytest_k8sdns.probe.build import (
     payload_sha256,
     probe_command,
 )
+from pytest_k8sdns.probe.jsonschemas import SCHEMAS
 from pytest_k8sdns.probe.protocol import (
     BURST_COLUMNS,
     CAPTURE_COLUMNS,
@@ -18,7 +19,6 @@ from pytest_k8sdns.probe.protocol import (
     LOOKUP_COLUMNS,
     PROBE_VERSION,
 )
-from pytest_k8sdns.probe.jsonschemas import SCHEMAS
 from pytest_k8sdns.probe.results import (
     BurstResult,
     CapturedLookup,

@@ -14,6 +14,7 @@ from pytest_k8sdns.probe.protocol import (
     FAMILIES,
     LIBCS,
     LOOKUP_COLUMNS,
+    MAX_STOP_RULES,
     PARSERS,
     PROBE_VERSION,
     PROTOS,
@@ -30,6 +31,17 @@ _STR = {"type": "string"}
 _STRS = {"type": "array", "items": _STR}
 _NULL_STR = {"type": ["string", "null"]}
 _PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+# Why a libc run ended, and which of its stop_rules argument (by index) tripped: one exactly when
+# it ended on "verdict".
+_STOP = {
+    "stopped": {"enum": list(STOP_REASONS)},
+    "stop_rule": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_STOP_RULES - 1},
+}
+_STOP_RULE_IFF_VERDICT = {
+    "if": {"properties": {"stopped": {"const": "verdict"}}},
+    "then": {"properties": {"stop_rule": {"type": "integer"}}},
+    "else": {"properties": {"stop_rule": {"type": "null"}}},
+}
 
 
 def _object(properties: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -141,7 +153,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "dnspython": _NULL_STR,
         },
     ),
-    "lookup": _doc(
+    "lookup": _STOP_RULE_IFF_VERDICT | _doc(
         "lookup",
         {
             **_LIBC_RUN,
@@ -150,10 +162,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "concurrency": {"type": "integer", "minimum": 1},
             "count": {"type": ["integer", "null"]},
             "duration_s": {"type": ["number", "null"]},
-            "stopped": {"enum": list(STOP_REASONS)},
+            **_STOP,
         },
     ),
-    "burst": _doc(
+    "burst": _STOP_RULE_IFF_VERDICT | _doc(
         "burst",
         {
             **_LIBC_RUN,
@@ -161,6 +173,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "bursts": {"type": "integer", "minimum": 1},
             "parallel": {"type": "integer", "minimum": 1},
             "interval_s": {"type": "number", "minimum": 0},
+            **_STOP,
         },
     ),
     "query": _doc(

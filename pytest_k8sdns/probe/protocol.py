@@ -10,7 +10,8 @@ import socket
 
 # Bumped whenever a document's shape changes; the host refuses documents of another version.
 # 2: query replies carry structured records (answer, authority, additional) instead of text lines.
-PROBE_VERSION = 2
+# 3: lookup and burst take stop_rules; their documents carry stopped (now also "verdict") and stop_rule.
+PROBE_VERSION = 3
 
 COMMANDS = ("info", "lookup", "burst", "query", "capture", "http")
 
@@ -26,7 +27,11 @@ ERR_OTHER = -1001  # any other exception raised around getaddrinfo
 FAMILIES = {"any": socket.AF_UNSPEC, "inet": socket.AF_INET, "inet6": socket.AF_INET6}
 SOCKTYPES = {"any": 0, "stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM}
 LIBCS = ("glibc", "musl", "unknown")
-STOP_REASONS = ("count", "duration", "limit")
+STOP_REASONS = ("count", "duration", "limit", "verdict")  # verdict: a stop rule tripped
+# Early-stop rules of lookup and burst: a row matches by its outcome (failed: ok == 0) and latency.
+STOP_OUTCOMES = ("failed", "ok", "any")
+STOP_RULE_KEYS = ("outcome", "min_latency_ns", "more_than")
+MAX_STOP_RULES = 8
 PROTOS = ("udp", "tcp")
 # Who read the captured questions: dnspython, or the fallback for interpreters it does not run on.
 PARSERS = ("dnspython", "builtin")

@@ -58,7 +58,8 @@ class LookupTotals:
 
 @dataclass(frozen=True)
 class LookupResult:
-    """`lookup` (and, with bursts set, `burst`): rows plus what was resolved and what failed."""
+    """`lookup` (and, with bursts set, `burst`): rows plus what was resolved and what failed, and
+    why the run ended (a burst run ends on "count", all its bursts, or on "verdict")."""
 
     names: tuple[str, ...]
     family: str
@@ -67,9 +68,10 @@ class LookupResult:
     addresses: tuple[tuple[str, ...] | None, ...]  # per name, from its first success
     errors: Mapping[int, str]  # error_code -> first message seen
     totals: LookupTotals
+    stopped: str  # protocol.STOP_REASONS: "count", "duration", "limit"; "verdict" when a stop rule tripped
+    stop_rule: int | None = None  # the index of the stop rule that tripped, with stopped="verdict"
     qps: float | None = None
     concurrency: int | None = None
-    stopped: str | None = None
     bursts: int | None = None
     parallel: int | None = None
     interval_s: float | None = None

@@ -6,13 +6,15 @@ query reaches the machine's own resolver or the outside.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 import secrets
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +114,12 @@ def need_root_and_ip() -> None:
 def need_unbound() -> None:
     if not os.access(UNBOUND, os.X_OK):
         pytest.skip(f"{UNBOUND} not found: apt-get install unbound")
+
+
+def old_pythons() -> list[str]:
+    """The oldest interpreter the payload must run on (Python 3.8), if this machine has one."""
+    found = sorted(glob.glob("/root/.pyenv/versions/3.8*/bin/python3")) + [p for p in [shutil.which("python3.8")] if p]
+    return found[:1]
 
 
 def run(argv: list[str], timeout: float = 60, **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -238,3 +246,31 @@ class ProbeRunner:
         if proc.returncode != 0:
             pytest.fail(f"probe {command} exited {proc.returncode}: {proc.stdout.strip()}\n{proc.stderr.strip()}")
         return parse_output(command, proc.stdout, where=f"netns {self.netns.name}")
+
+
+SILENT_IP = "127.0.53.9"  # a nameserver that reads queries and never answers (see silent_nameserver)
+
+_SILENT_SERVER = """\
+import socket, sys
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind((sys.argv[1], 53))
+print("ready", flush=True)
+while True:
+    sock.recv(4096)
+"""
+
+
+@contextlib.contextmanager
+def silent_nameserver(netns: Netns, ip: str = SILENT_IP) -> Iterator[str]:
+    """A UDP socket on ip:53 in the namespace that swallows every query, so the libc times out
+    (nothing listening would refuse at once instead). Yields ip; stops the server at the end."""
+    argv = netns.argv([sys.executable, "-I", "-c", _SILENT_SERVER, ip])
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:  # closes the pipe at the end
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()  # "ready" once bound; empty if it died
+            assert line.strip() == "ready", f"silent nameserver on {ip}:53 did not start (exit {proc.poll()})"
+            yield ip
+        finally:
+            proc.terminate()
+            proc.wait(5)

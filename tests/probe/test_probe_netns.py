@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import glob
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from probe_netns_support import (
     ProbeRunner,
     expected_qnames,
     forwarder_resolv_conf,
+    old_pythons,
     pod_resolv_conf,
 )
 
@@ -311,14 +310,9 @@ def test_bad_arguments_give_an_error_document(
         parse_output(command, proc.stdout)
 
 
-def _old_pythons() -> list[str]:
-    found = sorted(glob.glob("/root/.pyenv/versions/3.8*/bin/python3")) + [p for p in [shutil.which("python3.8")] if p]
-    return found[:1]
-
-
 @pytest.mark.parametrize(
     "python",
-    _old_pythons() or [pytest.param("python3.8", marks=pytest.mark.skip(reason="no Python 3.8 on this machine"))],
+    old_pythons() or [pytest.param("python3.8", marks=pytest.mark.skip(reason="no Python 3.8 on this machine"))],
 )
 def test_payload_runs_on_python_3_8(probe: ProbeRunner, python: str) -> None:
     """info, lookup, burst and record need only the stdlib (record falls back to its own parser)."""

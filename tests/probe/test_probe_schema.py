@@ -143,6 +143,7 @@ def _lookup_doc(rows: list[Any]) -> dict[str, Any]:
         "count": 1,
         "duration_s": None,
         "stopped": "count",
+        "stop_rule": None,
     }
 
 

@@ -17,8 +17,11 @@ from ..protocol import (
     LOOKUP_COLUMNS,
     MAX_DURATION_S,
     MAX_LOOKUPS,
+    MAX_STOP_RULES,
     MAX_THREADS,
     SOCKTYPES,
+    STOP_OUTCOMES,
+    STOP_RULE_KEYS,
 )
 from .common import ArgError, ProbeFailure, arg, key_of, mono
 
@@ -81,6 +84,67 @@ class Lookups:
         }
 
 
+class StopRules:
+    """Early-stop rules: the run ends once more than `more_than` rows match one rule (its outcome,
+    and a latency of at least `min_latency_ns`), as the check's failure is then already certain."""
+
+    def __init__(self, rules: list[tuple[str, int, int]]) -> None:
+        self.rules = rules  # (outcome, min_latency_ns, more_than)
+        self.matched = [0] * len(rules)
+        self.tripped: int | None = None  # the index of the rule that stopped the run
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+    def add(self, rows: list[list[int]]) -> bool:
+        """Count finished rows; True once a rule has tripped (the lowest index over its limit)."""
+        with self._lock:
+            if self.tripped is None:
+                for row in rows:
+                    ok, latency_ns = row[3], row[2]
+                    for i, (outcome, min_latency_ns, _) in enumerate(self.rules):
+                        if (outcome == "any" or (outcome == "ok") == bool(ok)) and latency_ns >= min_latency_ns:
+                            self.matched[i] += 1
+                for i, (_, _, more_than) in enumerate(self.rules):
+                    if self.matched[i] > more_than:
+                        self.tripped = i
+                        self._event.set()
+                        break
+            return self.tripped is not None
+
+    def pause(self, seconds: float) -> bool:
+        """Sleep for the pacing, but wake when a rule trips; True if one has."""
+        return self._event.wait(seconds)
+
+
+def _stop_rules(args: dict[str, Any]) -> StopRules:
+    raw = args.get("stop_rules")
+    if raw is None:
+        return StopRules([])
+    if not isinstance(raw, list):  # arg()'s lists are of names; these are of objects
+        raise ArgError(f"argument 'stop_rules' must be list, got {raw!r}")
+    if len(raw) > MAX_STOP_RULES:
+        raise ArgError(f"argument 'stop_rules' has {len(raw)} rules; at most {MAX_STOP_RULES}")
+    rules: list[tuple[str, int, int]] = []
+    for i, rule in enumerate(raw):
+        where = f"stop_rules[{i}]"
+        if not isinstance(rule, dict):
+            raise ArgError(f"{where} must be an object with {', '.join(STOP_RULE_KEYS)}, got {rule!r}")
+        unknown = sorted(str(key) for key in rule if key not in STOP_RULE_KEYS)
+        if unknown:
+            raise ArgError("{} has unknown keys {}; valid: {}".format(where, ", ".join(unknown), ", ".join(STOP_RULE_KEYS)))
+        try:
+            outcome = arg(rule, "outcome", str, required=True, choices=STOP_OUTCOMES)
+            min_latency_ns = arg(rule, "min_latency_ns", int, 0, lo=0)
+            more_than = arg(rule, "more_than", int, required=True, lo=0)
+        except ArgError as exc:
+            raise ArgError(f"{where}: {exc}") from None
+        rules.append((outcome, min_latency_ns, more_than))
+    return StopRules(rules)
+
+
 def _lookups(args: dict[str, Any]) -> Lookups:
     names = arg(args, "names", list, required=True)
     family = FAMILIES[arg(args, "family", str, "any", choices=FAMILIES)]
@@ -95,6 +159,7 @@ def cmd_lookup(args: dict[str, Any]) -> dict[str, Any]:
     qps = arg(args, "qps", float, 0.0, lo=0.0, hi=1e6)
     concurrency = arg(args, "concurrency", int, 1, lo=1, hi=MAX_THREADS)
     max_lookups = arg(args, "max_lookups", int, DEFAULT_MAX_LOOKUPS, lo=1, hi=MAX_LOOKUPS)
+    stop = _stop_rules(args)
     if count is None and duration_s is None:
         count = len(run.names)
     limit = min(count, max_lookups) if count is not None else max_lookups
@@ -109,6 +174,7 @@ def cmd_lookup(args: dict[str, Any]) -> dict[str, Any]:
     def worker(rows: list[list[int]]) -> None:
         one = run.one
         append = rows.append
+        stopping = bool(stop)
         while True:
             i = next(counter)
             if i >= limit:
@@ -121,11 +187,24 @@ def cmd_lookup(args: dict[str, Any]) -> dict[str, Any]:
                     return
                 wait = due - mono()
                 if wait > 0:
-                    time.sleep(wait / 1e9)  # pacing to the asked rate, not a wait for a condition
+                    if stopping:
+                        stop.pause(wait / 1e9)  # pacing, cut short when another thread's row trips a rule
+                    else:
+                        time.sleep(wait / 1e9)  # pacing to the asked rate, not a wait for a condition
             elif deadline is not None and mono() >= deadline:
                 stopped.append("duration")
                 return
-            append(one(i % n_names, t0))
+            if not stopping:
+                append(one(i % n_names, t0))
+                continue
+            # Once a rule has tripped no lookup starts; those that passed this check before finish
+            # and are kept (a plain read: add() sets tripped under its lock, once).
+            if stop.tripped is not None:
+                return
+            row = one(i % n_names, t0)
+            append(row)
+            if stop.add([row]):
+                return
 
     per_thread: list[list[list[int]]] = [[] for _ in range(concurrency)]
     if concurrency == 1:
@@ -139,6 +218,8 @@ def cmd_lookup(args: dict[str, Any]) -> dict[str, Any]:
     elapsed = mono() - t0
     rows = sorted(itertools.chain.from_iterable(per_thread), key=lambda row: row[1])
     doc = run.document(rows, elapsed)
+    if stop.tripped is not None:
+        stopped.append("verdict")  # outranks the reasons the other threads gave
     doc.update(
         {
             "columns": list(LOOKUP_COLUMNS),
@@ -146,7 +227,8 @@ def cmd_lookup(args: dict[str, Any]) -> dict[str, Any]:
             "concurrency": concurrency,
             "count": count,
             "duration_s": duration_s,
-            "stopped": next((why for why in ("limit", "duration") if why in stopped), "count"),
+            "stopped": next((why for why in ("verdict", "limit", "duration") if why in stopped), "count"),
+            "stop_rule": stop.tripped,
         }
     )
     return doc
@@ -157,6 +239,7 @@ def cmd_burst(args: dict[str, Any]) -> dict[str, Any]:
     bursts = arg(args, "bursts", int, 1, lo=1, hi=100000)
     parallel = arg(args, "parallel", int, 2, lo=1, hi=MAX_THREADS)
     interval_s = arg(args, "interval_s", float, 1.0, lo=0.0, hi=MAX_DURATION_S)
+    stop = _stop_rules(args)
     if bursts * parallel > MAX_LOOKUPS:
         raise ArgError(f"bursts x parallel = {bursts * parallel} lookups; at most {MAX_LOOKUPS}")
     interval_ns = int(interval_s * 1e9)
@@ -164,6 +247,14 @@ def cmd_burst(args: dict[str, Any]) -> dict[str, Any]:
     # The barrier holds each burst's threads until all are there, so their lookups start together
     # (and, through a DNAT'ed service IP, race in conntrack as real clients do).
     barrier = threading.Barrier(parallel)
+    per_thread: list[list[list[int]]] = [[] for _ in range(parallel)]
+
+    def check_burst() -> None:
+        stop.add([done[-1] for done in per_thread])
+
+    # With stop rules, a second barrier ends each burst: its action, run by the last thread to
+    # finish, checks the burst's rows, so every thread sees the verdict before the next burst.
+    settled = threading.Barrier(parallel, action=check_burst)
     failures: list[str] = []
     t0 = mono()
 
@@ -177,13 +268,17 @@ def cmd_burst(args: dict[str, Any]) -> dict[str, Any]:
                 row = run.one((b * parallel + j) % n_names, t0)
                 row.append(b)
                 rows.append(row)
+                if stop:
+                    settled.wait(timeout=120)
+                    if stop.tripped is not None:
+                        return
         except threading.BrokenBarrierError:
             failures.append("burst barrier broken (a thread stalled for 120 s)")
         except Exception as exc:
             failures.append(f"{type(exc).__name__}: {exc}")
             barrier.abort()
+            settled.abort()
 
-    per_thread: list[list[list[int]]] = [[] for _ in range(parallel)]
     threads = [threading.Thread(target=worker, args=(j, rows), daemon=True) for j, rows in enumerate(per_thread)]
     for thread in threads:
         thread.start()
@@ -194,5 +289,14 @@ def cmd_burst(args: dict[str, Any]) -> dict[str, Any]:
     elapsed = mono() - t0
     rows = sorted(itertools.chain.from_iterable(per_thread), key=lambda row: (row[6], row[1]))
     doc = run.document(rows, elapsed)
-    doc.update({"columns": list(BURST_COLUMNS), "bursts": bursts, "parallel": parallel, "interval_s": interval_s})
+    doc.update(
+        {
+            "columns": list(BURST_COLUMNS),
+            "bursts": bursts,
+            "parallel": parallel,
+            "interval_s": interval_s,
+            "stopped": "verdict" if stop.tripped is not None else "count",
+            "stop_rule": stop.tripped,
+        }
+    )
     return doc
