@@ -60,6 +60,27 @@ def _growth(text: str) -> float:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _budget(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError("a query budget must be above 0")
+    return value
+
+
+def _nodes_spec(text: str) -> str:
+    from pytest_k8sdns.kube.placement import parse_nodes_spec
+
+    parse_nodes_spec(text)  # a bad spec is a one-line ConfigError that names the option and the forms
+    return text
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -84,6 +105,11 @@ OPTIONS: tuple[Option, ...] = (
            unit="1/s"),
     Option("bursts", _positive_int, 20, "bursts of parallel A+AAAA lookups in the retry-signature check"),
     Option("burst_size", _positive_int, 8, "parallel lookups per burst"),
+    Option("nodes", _nodes_spec, "all", "where probe pods run: all schedulable nodes, a number N (a sample that still "
+           "covers every zone and node pool), or a label selector"),
+    Option("seed", _nonnegative_int, 0, "seed of the --k8sdns-nodes sample: the same seed gives the same nodes"),
+    Option("max_qps", _budget, 500.0, "cluster-wide budget of DNS queries per second that all probes together send; "
+           "nodes are probed in waves within it", unit="1/s"),
     Option("pod_timeout", _positive_float, 180.0, "seconds to wait for a probe pod to become Ready", unit="s"),
     Option("external_name", str, "", "a name outside the cluster that must resolve (check 8); kind clusters use the test upstream's"),
     Option("profile", str, "default", "default, or certification: every check, larger samples, no skips, results "
@@ -127,6 +153,9 @@ class Settings:
     qps: float = default("qps")
     bursts: int = default("bursts")
     burst_size: int = default("burst_size")
+    nodes: str = default("nodes")
+    seed: int = default("seed")
+    max_qps: float = default("max_qps")
     pod_timeout: float = default("pod_timeout")
     external_name: str = default("external_name")
     profile: str = default("profile")

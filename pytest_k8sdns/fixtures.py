@@ -11,6 +11,7 @@ from pytest_k8sdns.config import Settings
 from pytest_k8sdns.dns import objects
 from pytest_k8sdns.dns.coredns import CoreDNSInspector
 from pytest_k8sdns.dns.nodelocal import NodeLocalInspector, find_nodelocal
+from pytest_k8sdns.dns.paths import DnsPaths
 from pytest_k8sdns.dns.resolvconf import parse_resolv_conf
 from pytest_k8sdns.errors import K8sDnsError
 from pytest_k8sdns.evidence.recorder import Recorder
@@ -18,6 +19,7 @@ from pytest_k8sdns.keys import RESULTS_KEY, RUN_KEY, SETTINGS_KEY
 from pytest_k8sdns.kube.client import Cluster
 from pytest_k8sdns.kube.kind import UPSTREAM_NAMES
 from pytest_k8sdns.probe import pods as probes
+from pytest_k8sdns.probe.fleet import Fleet
 from pytest_k8sdns.probe.pods import LIBCS, ProbePod, ProbeSpec
 from pytest_k8sdns.session import Run
 
@@ -69,12 +71,22 @@ def _image(settings: Settings, libc: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def probe_pods(k8sdns_run: Run) -> Iterator[dict[str, ProbePod]]:
-    """Session. One ClusterFirst probe pod per libc flavour: {"glibc": ProbePod, "musl": ProbePod}."""
-    specs = [ProbeSpec(key=libc, libc=libc, image=_image(k8sdns_run.settings, libc)) for libc in LIBCS]
+def probe_fleet(k8sdns_run: Run) -> Iterator[Fleet]:
+    """Session. A ClusterFirst probe pod of each libc on every node the placement chose
+    (--k8sdns-nodes), and a fan-out over them within --k8sdns-max-qps."""
+    chosen = k8sdns_run.placement.chosen
+    specs = [ProbeSpec(key=f"{libc}-n{i}", libc=libc, image=_image(k8sdns_run.settings, libc), node=node)
+             for i, node in enumerate(chosen) for libc in LIBCS]
     started = _start(k8sdns_run, specs)
-    yield started
+    yield Fleet({(p.spec.node or p.node, p.libc): p for p in started.values()}, k8sdns_run.settings.max_qps)
     probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, started)
+
+
+@pytest.fixture(scope="session")
+def probe_pods(probe_fleet: Fleet) -> dict[str, ProbePod]:
+    """Session. One ClusterFirst probe pod per libc flavour, on the first chosen node:
+    {"glibc": ProbePod, "musl": ProbePod} (the fleet's, for checks that need one client)."""
+    return {libc: probe_fleet.first(libc) for libc in LIBCS}
 
 
 @pytest.fixture(scope="session")
@@ -159,6 +171,25 @@ def nodelocal(k8sdns_run: Run) -> NodeLocalInspector | None:
     found = find_nodelocal(k8sdns_run.cluster)
     k8sdns_run.facts["nodelocal"] = found.describe() if found else "absent"
     return found
+
+
+@pytest.fixture(scope="session")
+def dns_paths(probe_fleet: Fleet, coredns: CoreDNSInspector, cluster_domain: str, k8sdns_settings: Settings) -> DnsPaths:
+    """Session. Direct queries from every chosen node to every cluster-DNS pod and the Service,
+    measured once per protocol: the node x replica matrix that names the place a failure is."""
+    return DnsPaths(probe_fleet, coredns, f"kubernetes.default.svc.{cluster_domain}.", k8sdns_settings.max_error_rate)
+
+
+@pytest.fixture()
+def root_causes(request: pytest.FixtureRequest) -> Callable[[], list[str]]:
+    """Function. Gives the transport causes (a silent replica, a node whose clients lose queries) that
+    the node x replica matrix finds, measuring it on first use: what a check spoiled by timeouts names."""
+
+    def causes() -> list[str]:
+        paths: DnsPaths = request.getfixturevalue("dns_paths")
+        return [c.text for c in paths.causes()]
+
+    return causes
 
 
 @pytest.fixture()

@@ -20,7 +20,7 @@ from pytest_k8sdns.config import Settings
 from pytest_k8sdns.dns.nodelocal import find_nodelocal
 from pytest_k8sdns.dns.nodelocal_deploy import deploy_nodelocal
 from pytest_k8sdns.errors import ClusterError, K8sDnsError
-from pytest_k8sdns.kube import pods, rbac
+from pytest_k8sdns.kube import placement, pods, rbac
 from pytest_k8sdns.kube.client import Cluster, NodeFacts, status_message
 from pytest_k8sdns.kube.kind import KindCluster, point_coredns_at
 from pytest_k8sdns.kube.rollout import wait_deployment, wait_nodes_ready
@@ -49,6 +49,8 @@ class Run:
         self._lock = threading.Lock()
         self.server_version = ""
         self.nodes: list[NodeFacts] = []
+        #: the nodes probe pods run on (--k8sdns-nodes, --k8sdns-seed), and why
+        self.placement = placement.Placement((), {}, {}, "all", 0)
         #: facts for the report header and results: filled by inspectors as they learn them
         self.facts: dict[str, Any] = {}
 
@@ -86,6 +88,8 @@ class Run:
             # every missing permission in one line, before anything is created
             rbac.check(self.cluster, self.namespace, creates_namespace=self.owns_namespace)
         self.nodes = self.cluster.nodes()
+        self.placement = placement.choose(self.nodes, s.nodes, s.seed)
+        self.facts["placement"] = self.placement.describe()
         self._header_facts()
         if self.owns_namespace:
             self._namespace_created = True  # before the request: an interrupt may come as it returns
@@ -144,6 +148,7 @@ class Run:
             f"namespace {self.namespace}",
             f"k8sdns: images glibc={s.glibc_image} musl={s.musl_image}",
             "k8sdns: thresholds " + ", ".join(f"{k}={v}" for k, v in s.thresholds().items()),
+            self.placement.header() + f"; budget {s.max_qps:g} queries/s",
         ]
         lines.append(f"k8sdns: cluster DNS {self.facts.get('coredns')}; NodeLocal DNSCache {self.facts.get('nodelocal')}")
         return lines

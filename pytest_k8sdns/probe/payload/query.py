@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -62,6 +63,7 @@ def cmd_query(args: dict[str, Any]) -> dict[str, Any]:
     tcp = arg(args, "tcp", bool, False)
     timeout = arg(args, "timeout", float, 2.0, lo=0.001, hi=60.0)
     count = arg(args, "count", int, 1, lo=1, hi=100000)
+    interval_ns = int(arg(args, "interval_s", float, 0.0, lo=0.0, hi=60.0) * 1e9)
     dns = dnspython()
     try:
         rdtype = dns.rdatatype.from_text(rdtype_text)
@@ -74,8 +76,12 @@ def cmd_query(args: dict[str, Any]) -> dict[str, Any]:
         except Exception:
             pass
     replies = []
-    for _ in range(count):
+    start = 0
+    for i in range(count):
         message = dns.message.make_query(qname, rdtype)
+        wait = start + interval_ns - mono() if i else 0  # from the last query's start: no catch-up bursts
+        if wait > 0:
+            time.sleep(wait / 1e9)  # pacing to the asked rate, not a wait for a condition
         start = mono()
         try:
             if tcp:

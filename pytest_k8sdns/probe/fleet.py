@@ -1,0 +1,87 @@
+"""The probe fleet: a probe pod of each libc on each chosen node, and a fan-out over them that keeps
+all probes together within the run's query budget (--k8sdns-max-qps)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from pytest_k8sdns.probe.pods import ProbePod
+
+T = TypeVar("T")
+
+#: Execs in flight at once, whatever the budget allows: each holds a websocket to the API server.
+MAX_PARALLEL_EXECS = 16
+#: DNS queries one libc lookup of an absolute name sends (A and AAAA, family any).
+QUERIES_PER_LOOKUP = 2
+#: The load of a probe that runs a handful of lookups per exec (the record checks): a partial name
+#: under ndots:5 sends up to 8 queries for its 2 families, in an exec that takes 100 ms at best.
+ONE_SHOT_QPS = 8 * 2 / 0.1
+
+
+def waves(probes: int, qps_per_probe: float, budget_qps: float) -> int:
+    """How many probes may run at once so that together they send at most `budget_qps`."""
+    if probes <= 0:
+        return 0
+    fits = math.floor(budget_qps / qps_per_probe) if qps_per_probe > 0 else probes
+    return max(1, min(probes, fits, MAX_PARALLEL_EXECS))
+
+
+def paced_qps(asked: float, queries_per_lookup: float, budget_qps: float) -> float:
+    """The lookup rate of one probe: the asked rate, but never more than the whole budget
+    (0, as fast as possible, becomes the budget's rate)."""
+    ceiling = budget_qps / queries_per_lookup
+    return ceiling if asked <= 0 else min(asked, ceiling)
+
+
+@dataclasses.dataclass
+class Load:
+    """What a fan-out promised: probes at once and each one's query rate (for the results file)."""
+
+    probes: int
+    parallel: int
+    qps_per_probe: float
+
+    @property
+    def peak_qps(self) -> float:
+        return self.parallel * self.qps_per_probe
+
+
+class Fleet:
+    """Probe pods by (node, libc) on the nodes the placement chose, in the placement's order."""
+
+    def __init__(self, pods: Mapping[tuple[str, str], ProbePod], budget_qps: float) -> None:
+        self.pods = dict(pods)
+        self.budget_qps = budget_qps
+        self.nodes: tuple[str, ...] = tuple(dict.fromkeys(node for node, _ in self.pods))
+        self.loads: list[Load] = []
+        self._lock = threading.Lock()
+
+    def pod(self, node: str, libc: str) -> ProbePod:
+        return self.pods[(node, libc)]
+
+    def of(self, libc: str) -> dict[str, ProbePod]:
+        """{node: pod} of one libc."""
+        return {node: pod for (node, lc), pod in self.pods.items() if lc == libc}
+
+    def first(self, libc: str) -> ProbePod:
+        """The pod of this libc on the first chosen node: for checks that need one client only."""
+        return self.pod(self.nodes[0], libc)
+
+    def each(self, libc: str, fn: Callable[[ProbePod], T], *, qps_per_probe: float,
+             nodes: Sequence[str] | None = None) -> dict[str, T]:
+        """fn(pod) for every node's pod of this libc, as many at once as the budget allows; {node: result}.
+        A failure of one node's probe (its exec, its pod) is raised once all have ended."""
+        pods = {n: p for n, p in self.of(libc).items() if nodes is None or n in nodes}
+        parallel = waves(len(pods), qps_per_probe, self.budget_qps)
+        with self._lock:
+            self.loads.append(Load(len(pods), parallel, qps_per_probe))
+        if parallel <= 1:
+            return {node: fn(pod) for node, pod in pods.items()}
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="k8sdns-fleet") as pool:
+            futures = {node: pool.submit(fn, pod) for node, pod in pods.items()}
+            return {node: future.result() for node, future in futures.items()}
