@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_k8sdns.evidence.latency import burst_retries, lookup_latency, server_latency, shown
+from pytest_k8sdns.evidence.latency import (
+    burst_retries,
+    lookup_latency,
+    server_latency,
+    shown,
+)
 from pytest_k8sdns.evidence.measure import Q
+from pytest_k8sdns.probe.fleet import QUERIES_PER_LOOKUP, paced_qps
 from pytest_k8sdns.probe.pods import LIBCS
+from pytest_k8sdns.verdict import stops
 from pytest_k8sdns.verdict.expect import expect
+from pytest_k8sdns.verdict.pernode import judge, record_node_verdicts
 
 
 def _names(domain: str, namespace: str) -> list[str]:
@@ -17,38 +25,58 @@ def _names(domain: str, namespace: str) -> list[str]:
 
 @pytest.mark.k8sdns_check(9)
 @pytest.mark.parametrize("libc", LIBCS)
-def test_lookup_latency(probe_pods, dns_objects, cluster_domain, k8sdns_settings, k8sdns_record, libc):
-    """Paced libc lookups: p50, p99 and the error rate stay within bounds."""
+def test_lookup_latency(probe_fleet, dns_objects, cluster_domain, k8sdns_settings, k8sdns_record, root_causes, libc):
+    """Paced libc lookups from every chosen node: each node's p50, p99, error count and retry
+    signatures stay within bounds. A node whose failure is certain stops sampling early."""
     s = k8sdns_settings
-    result = probe_pods[libc].lookup(_names(cluster_domain, dns_objects.namespace), count=s.samples, qps=s.qps,
-                                     concurrency=2, family="any")
-    ev = lookup_latency(result, libc)
-    k8sdns_record.add(*ev.measurements())
-    k8sdns_record.series("latency_ms", ev.samples_ms, "ms", quantity=Q.LOOKUP_LATENCY, entity=ev.entity)
-    expect(ev.error_rate <= s.max_error_rate, f"{libc} lookup error rate", f"<= {s.max_error_rate}",
-           f"{ev.error_rate:.4f} ({ev.errors}/{ev.count}, {dict(ev.error_kinds)})",
-           "look at CoreDNS errors and restarts (test_loop) and at packet loss to its pods")
-    expect(ev.p50_ms is not None and ev.p50_ms <= s.p50_ms, f"{libc} lookup p50",
-           f"<= {s.p50_ms} ms", f"{shown(ev.p50_ms)} ms", "the cluster DNS is slow for every query: check its CPU and upstream")
-    expect(ev.p99_ms is not None and ev.p99_ms <= s.p99_ms, f"{libc} lookup p99",
-           f"<= {s.p99_ms} ms", f"{shown(ev.p99_ms)} ms with {ev.retry_signatures} lookups at the retry signature",
-           "a slow tail: look for lost packets (conntrack -S insert_failed) and CoreDNS saturation")
+    qps = paced_qps(s.qps, QUERIES_PER_LOOKUP, s.max_qps)
+    rules = stops.latency_rules(s, libc)
+    runs = probe_fleet.each(libc, lambda pod: pod.lookup(_names(cluster_domain, dns_objects.namespace), count=s.samples,
+                                                         qps=qps, concurrency=2, family="any", stop_rules=rules),
+                            qps_per_probe=qps * QUERIES_PER_LOOKUP)
+    per_node = {node: lookup_latency(run, libc, {"libc": libc, "node": node}) for node, run in runs.items()}
+    pooled = lookup_latency(list(runs.values()), libc)
+    k8sdns_record.add(*pooled.measurements())
+    for node, ev in per_node.items():
+        k8sdns_record.add(*ev.measurements(node))
+    k8sdns_record.series("latency_ms", pooled.samples_ms, "ms", quantity=Q.LOOKUP_LATENCY, entity=pooled.entity)
+    verdict = judge(per_node, stops.latency_bounds(s, libc))
+    record_node_verdicts(k8sdns_record, verdict, per_node, {"libc": libc})
+    stopped = stops.stopped_early(runs, s.samples)
+    expect(verdict.ok, f"{libc} lookups per node ({len(per_node)} nodes)", stops.latency_expected(s, libc),
+           verdict.message + stopped + stops.root_cause(verdict, root_causes), stops.latency_fix(verdict.broken))
 
 
 @pytest.mark.k8sdns_check(11)
 @pytest.mark.parametrize("variant", [*LIBCS, "glibc-single-request-reopen"])
-def test_retry_signature(request, probe_pods, dns_objects, cluster_domain, k8sdns_settings, k8sdns_record, variant):
-    """Bursts of parallel A+AAAA lookups: none may take the libc's retry time (a lost packet).
-    glibc with single-request-reopen is counted on its own."""
+def test_retry_signature(request, probe_fleet, dns_objects, cluster_domain, k8sdns_settings, k8sdns_record, root_causes,
+                         variant):
+    """Bursts of parallel A+AAAA lookups from every chosen node: none may take the libc's retry
+    time (a lost packet). glibc with single-request-reopen is counted on its own (one node)."""
     s = k8sdns_settings
     libc, _, option = variant.partition("-")
-    pod = request.getfixturevalue("reopen_pod") if option else probe_pods[libc]
-    result = pod.burst(_names(cluster_domain, dns_objects.namespace), bursts=s.bursts,
-                       parallel=s.burst_size, interval_s=0.05)
-    ev = burst_retries(result, libc, option or None)
-    k8sdns_record.add(*ev.measurements())
-    expect(ev.retry_signatures <= s.max_retry_signatures, f"{variant} lookups at the retry signature (>= {ev.threshold_s} s)",
-           f"<= {s.max_retry_signatures}", f"{ev.retry_signatures} of {ev.lookups}",
+    names = _names(cluster_domain, dns_objects.namespace)
+    interval_s = 0.05
+    rules = stops.retry_rules(s, libc)
+
+    def bursts(pod):
+        return pod.burst(names, bursts=s.bursts, parallel=s.burst_size, interval_s=interval_s, stop_rules=rules)
+
+    if option:
+        pod = request.getfixturevalue("reopen_pod")
+        runs = {pod.node: bursts(pod)}
+    else:
+        runs = probe_fleet.each(libc, bursts, qps_per_probe=s.burst_size * QUERIES_PER_LOOKUP / interval_s)
+    per_node = {node: burst_retries(run, libc, option or None, node) for node, run in runs.items()}
+    pooled = burst_retries(list(runs.values()), libc, option or None)
+    k8sdns_record.add(*pooled.measurements())
+    for node, ev in per_node.items():
+        k8sdns_record.add(*ev.measurements(node))
+    verdict = judge(per_node, [stops.retry_bound(s, libc)])
+    record_node_verdicts(k8sdns_record, verdict, per_node, {"libc": libc, **({"option": option} if option else {})})
+    expect(verdict.ok, f"{variant} lookups at the retry signature (>= {pooled.threshold_s} s) per node",
+           f"<= {s.max_retry_signatures} on each node",
+           verdict.message + stops.stopped_early(runs, None) + stops.root_cause(verdict, root_causes),
            "packets are lost: check conntrack -S (insert_failed) on the nodes; single-request-reopen "
            "(glibc) or NodeLocal DNSCache avoid the race")
 

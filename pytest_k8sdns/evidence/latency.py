@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from pytest_k8sdns.evidence import stats
 from pytest_k8sdns.evidence.measure import Entity, Measurement, Q
@@ -44,35 +44,43 @@ class LookupLatency:
     samples_ms: tuple[float, ...]
     error_kinds: Mapping[int, str]
 
-    def measurements(self) -> list[Measurement]:
-        e = self.entity
+    def measurements(self, label: str = "") -> list[Measurement]:
+        """The figures; `label` (a node) goes into each name, as in p99_ms[worker2]."""
+        e, k = self.entity, f"[{label}]" if label else ""
         return [
-            Measurement("p50_ms", shown(self.p50_ms), "ms", Q.LOOKUP_P50, e),
-            Measurement("p90_ms", shown(self.p90_ms), "ms", Q.LOOKUP_P90, e),
-            Measurement("p99_ms", shown(self.p99_ms), "ms", Q.LOOKUP_P99, e),
-            Measurement("max_ms", shown(self.max_ms), "ms", Q.LOOKUP_MAX, e),
-            Measurement("mean_ms", shown(self.mean_ms), "ms", Q.LOOKUP_MEAN, e),
-            Measurement("lookups", self.count, "", Q.LOOKUP_COUNT, e),
-            Measurement("errors", self.errors, "", Q.LOOKUP_ERRORS, e),
-            Measurement("error_rate", round(self.error_rate, 5), "", Q.LOOKUP_ERROR_RATE, e),
-            Measurement("retry_signatures", self.retry_signatures, "", Q.LOOKUP_RETRIES, e),
-            Measurement("rate_per_s", round(self.rate_per_s, 1), "1/s", Q.LOOKUP_RATE, e),
+            Measurement(f"p50_ms{k}", shown(self.p50_ms), "ms", Q.LOOKUP_P50, e),
+            Measurement(f"p90_ms{k}", shown(self.p90_ms), "ms", Q.LOOKUP_P90, e),
+            Measurement(f"p99_ms{k}", shown(self.p99_ms), "ms", Q.LOOKUP_P99, e),
+            Measurement(f"max_ms{k}", shown(self.max_ms), "ms", Q.LOOKUP_MAX, e),
+            Measurement(f"mean_ms{k}", shown(self.mean_ms), "ms", Q.LOOKUP_MEAN, e),
+            Measurement(f"lookups{k}", self.count, "", Q.LOOKUP_COUNT, e),
+            Measurement(f"errors{k}", self.errors, "", Q.LOOKUP_ERRORS, e),
+            Measurement(f"error_rate{k}", round(self.error_rate, 5), "", Q.LOOKUP_ERROR_RATE, e),
+            Measurement(f"retry_signatures{k}", self.retry_signatures, "", Q.LOOKUP_RETRIES, e),
+            Measurement(f"rate_per_s{k}", round(self.rate_per_s, 1), "1/s", Q.LOOKUP_RATE, e),
         ]
 
 
-def lookup_latency(result: LookupResult, libc: str) -> LookupLatency:
-    """The figures of a `lookup` run of a pod of this libc."""
-    ok = [r.latency_ns for r in result.rows if r.ok]
-    failed = [r for r in result.rows if not r.ok]
+def lookup_latency(result: LookupResult | Sequence[LookupResult], libc: str,
+                   entity: Entity | None = None) -> LookupLatency:
+    """The figures of a `lookup` run of a pod of this libc, or of several pods' runs pooled."""
+    runs = [result] if isinstance(result, LookupResult) else list(result)
+    rows = [r for run in runs for r in run.rows]
+    ok = [r.latency_ns for r in rows if r.ok]
+    failed = [r for r in rows if not r.ok]
     threshold_s = stats.retry_threshold(libc)
     summary = stats.summarise(ok, len(failed), threshold_s)
     retries = summary.retry_signatures + sum(1 for r in failed if r.latency_s >= threshold_s)
+    kinds: dict[int, str] = {}
+    for run in runs:
+        for code, text in run.errors.items():
+            kinds.setdefault(code, text)
     return LookupLatency(
-        entity={"libc": libc}, count=summary.count, errors=summary.errors, error_rate=summary.error_rate,
+        entity=entity or {"libc": libc}, count=summary.count, errors=summary.errors, error_rate=summary.error_rate,
         p50_ms=_ms_of_s(summary.p50), p90_ms=_ms_of_s(summary.p90), p99_ms=_ms_of_s(summary.p99),
         max_ms=_ms_of_s(summary.max), mean_ms=_ms_of_s(summary.mean), retry_signatures=retries,
-        rate_per_s=result.totals.rate_per_s, samples_ms=tuple(ms(ns) or 0.0 for ns in ok),
-        error_kinds=dict(result.errors),
+        rate_per_s=sum(run.totals.rate_per_s for run in runs), samples_ms=tuple(ms(ns) or 0.0 for ns in ok),
+        error_kinds=kinds,
     )
 
 
@@ -86,24 +94,27 @@ class BurstRetries:
     retry_signatures: int
     max_ms: float | None
 
-    def measurements(self) -> list[Measurement]:
-        e = self.entity
+    def measurements(self, label: str = "") -> list[Measurement]:
+        e, k = self.entity, f"[{label}]" if label else ""
         return [
-            Measurement("lookups", self.lookups, "", Q.BURST_COUNT, e),
-            Measurement("retry_threshold_s", self.threshold_s, "s", Q.RETRY_THRESHOLD, e),
-            Measurement("retry_signatures", self.retry_signatures, "", Q.BURST_RETRIES, e),
-            Measurement("max_ms", shown(self.max_ms), "ms", Q.BURST_MAX, e),
+            Measurement(f"lookups{k}", self.lookups, "", Q.BURST_COUNT, e),
+            Measurement(f"retry_threshold_s{k}", self.threshold_s, "s", Q.RETRY_THRESHOLD, e),
+            Measurement(f"retry_signatures{k}", self.retry_signatures, "", Q.BURST_RETRIES, e),
+            Measurement(f"max_ms{k}", shown(self.max_ms), "ms", Q.BURST_MAX, e),
         ]
 
 
-def burst_retries(result: LookupResult, libc: str, option: str | None = None) -> BurstRetries:
-    """The figures of a `burst` run; `option` names a resolver option the pod set (single-request-reopen)."""
+def burst_retries(result: LookupResult | Sequence[LookupResult], libc: str, option: str | None = None,
+                  node: str | None = None) -> BurstRetries:
+    """The figures of a `burst` run, or of several pods' runs pooled; `option` names a resolver
+    option the pod set (single-request-reopen), `node` the node it ran on."""
+    rows = list(result.rows) if isinstance(result, LookupResult) else [r for run in result for r in run.rows]
     threshold_s = stats.retry_threshold(libc)
-    entity: dict[str, str | int] = {"libc": libc, **({"option": option} if option else {})}
+    entity: dict[str, str | int] = {"libc": libc, **({"option": option} if option else {}), **({"node": node} if node else {})}
     return BurstRetries(
-        entity=entity, lookups=len(result.rows), threshold_s=threshold_s,
-        retry_signatures=sum(1 for r in result.rows if r.latency_s >= threshold_s),
-        max_ms=ms(max((r.latency_ns for r in result.rows), default=0)),
+        entity=entity, lookups=len(rows), threshold_s=threshold_s,
+        retry_signatures=sum(1 for r in rows if r.latency_s >= threshold_s),
+        max_ms=ms(max((r.latency_ns for r in rows), default=0)),
     )
 
 

@@ -33,6 +33,12 @@ class Q:
     SERVER_P99 = "server.latency.p99"
     SERVER_REQUESTS = "server.requests"
     QUERIES_PER_LOOKUP = "search.queries_per_lookup"
+    REPLICA_ANSWERED = "replica.answered"  # direct queries to one cluster-DNS pod that got a reply
+    REPLICA_SENT = "replica.sent"
+    REPLICA_P50 = "replica.latency.p50"
+    REPLICA_P99 = "replica.latency.p99"
+    NODE_VERDICT = "node.verdict"  # "passed" or "failed": one node's part of a check that judges every node
+    NODE_LOST = "node.lost"  # direct queries from one node's probe that got no reply
     NODELOCAL_RCODE = "nodelocal.rcode"
     NODELOCAL_LATENCY = "nodelocal.latency"
     NODELOCAL_HEALTH = "nodelocal.health"
