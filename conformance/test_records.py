@@ -7,15 +7,19 @@ import ipaddress
 import pytest
 
 from pytest_k8sdns.evidence.latency import ms
+from pytest_k8sdns.probe.fleet import ONE_SHOT_QPS
 from pytest_k8sdns.probe.pods import LIBCS
+from pytest_k8sdns.verdict import answers
 from pytest_k8sdns.verdict.expect import expect
+from pytest_k8sdns.verdict.pernode import node_verdicts
+from pytest_k8sdns.verdict.rootcause import lookup_spoiled, spoiled_message
 
 pytestmark = pytest.mark.k8sdns_check(4)
 
 
 @pytest.mark.k8sdns_check(2)
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
-def test_cluster_name_raw(probe_pods, coredns, cluster_domain, kubernetes_service_ip, k8sdns_record, tcp):
+def test_cluster_name_raw(probe_pods, coredns, cluster_domain, kubernetes_service_ip, k8sdns_record, root_causes, tcp):
     """kubernetes.default.svc.<domain> A, asked of the cluster DNS Service over UDP and TCP."""
     name = f"kubernetes.default.svc.{cluster_domain}"
     svc = kubernetes_service_ip
@@ -23,22 +27,27 @@ def test_cluster_name_raw(probe_pods, coredns, cluster_domain, kubernetes_servic
     reply = result.replies[0]
     k8sdns_record("rcode", reply.rcode)
     k8sdns_record("latency_ms", ms(reply.latency_ns), "ms")
-    expect(reply.rcode == "NOERROR" and svc in reply.addresses(), f"{name} A over {'TCP' if tcp else 'UDP'}",
-           f"NOERROR with {svc}", f"{reply.rcode or reply.error} {list(reply.addresses())}",
-           "check the kubernetes plugin of the cluster DNS and that it answers on TCP too")
+    answers.reply(reply, probe_pods["glibc"].node, f"{name} A over {'TCP' if tcp else 'UDP'}",
+                  reply.rcode == "NOERROR" and svc in reply.addresses(), f"NOERROR with {svc}",
+                  f"{reply.rcode or reply.error} {list(reply.addresses())}",
+                  "check the kubernetes plugin of the cluster DNS and that it answers on TCP too", root_causes)
 
 
 @pytest.mark.k8sdns_check(2)
 @pytest.mark.parametrize("libc", LIBCS)
-def test_cluster_name_libc(probe_pods, cluster_domain, kubernetes_service_ip, k8sdns_record, libc):
-    """The same name through each libc's getaddrinfo and the pod's own resolv.conf."""
+def test_cluster_name_libc(probe_fleet, cluster_domain, kubernetes_service_ip, k8sdns_record, root_causes, libc):
+    """The same name through each libc's getaddrinfo and the pod's own resolv.conf, on every node."""
     name = f"kubernetes.default.svc.{cluster_domain}"
     svc = kubernetes_service_ip
-    result = probe_pods[libc].lookup([name], count=1, family="inet")
-    got = result.addresses[0] or ()
-    k8sdns_record("addresses", list(got))
-    expect(svc in got, f"{libc} getaddrinfo({name})", svc, list(got) or result.errors,
-           "check the pod's resolv.conf nameserver and the cluster DNS")
+    got = answers.lookups_everywhere(_everywhere(probe_fleet, libc, name), libc, f"{libc} getaddrinfo({name})", svc,
+                                     lambda addrs: svc in addrs, "check the pod's resolv.conf nameserver and the "
+                                     "cluster DNS", root_causes, k8sdns_record)
+    k8sdns_record("addresses", sorted({a for addrs in got.values() for a in addrs}))
+
+
+def _everywhere(fleet, libc, name):
+    """One libc lookup of `name` from every chosen node: {node: LookupResult}."""
+    return fleet.each(libc, lambda pod: pod.lookup([name], count=1, family="inet"), qps_per_probe=ONE_SHOT_QPS)
 
 
 PARTIAL = ["kubernetes.default", "web", "web.{ns}", "web.{ns}.svc"]
@@ -47,48 +56,49 @@ PARTIAL = ["kubernetes.default", "web", "web.{ns}", "web.{ns}.svc"]
 @pytest.mark.k8sdns_check(3)
 @pytest.mark.parametrize("libc", LIBCS)
 @pytest.mark.parametrize("template", PARTIAL)
-def test_partial_names(probe_pods, dns_objects, kubernetes_service_ip, k8sdns_record, libc, template):
-    """Partial names resolve through the search list (ndots:5), in glibc and in musl pods."""
+def test_partial_names(probe_fleet, dns_objects, kubernetes_service_ip, k8sdns_record, root_causes, libc, template):
+    """Partial names resolve through the search list (ndots:5), in glibc and in musl pods, on every node."""
     name = template.format(ns=dns_objects.namespace)
-    if name == "kubernetes.default":
-        want = kubernetes_service_ip
-    else:
-        want = dns_objects.service_ip
-    result = probe_pods[libc].lookup([name], count=1, family="inet")
-    got = list(result.addresses[0] or ())
-    k8sdns_record("addresses", got)
-    expect(want in got, f"{libc} getaddrinfo({name}) through the search list", want, got or dict(result.errors),
-           "the pod's search list or ndots is wrong, or this libc drops it (a musl search line over 255 bytes is ignored)")
+    want = kubernetes_service_ip if name == "kubernetes.default" else dns_objects.service_ip
+    got = answers.lookups_everywhere(
+        _everywhere(probe_fleet, libc, name), libc, f"{libc} getaddrinfo({name}) through the search list", want,
+        lambda addrs: want in addrs, "the pod's search list or ndots is wrong, or this libc drops it (a musl search "
+        "line over 255 bytes is ignored)", root_causes, k8sdns_record)
+    k8sdns_record("addresses", sorted({a for addrs in got.values() for a in addrs}))
 
 
-def test_service_a(probe_pods, coredns, dns_objects, k8sdns_record):
+def test_service_a(probe_pods, coredns, dns_objects, k8sdns_record, root_causes):
     name = dns_objects.fqdn(dns_objects.service)
     reply = probe_pods["glibc"].query(coredns.provider.cluster_ip, name, rdtype="A").replies[0]
     got = sorted(reply.rdata("A"))
-    expect(got == [dns_objects.service_ip], f"{name} A", [dns_objects.service_ip], got or reply.rcode, "the ClusterIP Service must have exactly its ClusterIP as A")
+    answers.reply(reply, probe_pods["glibc"].node, f"{name} A", got == [dns_objects.service_ip],
+                  [dns_objects.service_ip], got or reply.rcode, "the ClusterIP Service must have exactly its ClusterIP as A",
+                  root_causes)
 
 
-def test_service_srv(probe_pods, coredns, dns_objects, k8sdns_record):
+def test_service_srv(probe_pods, coredns, dns_objects, k8sdns_record, root_causes):
     """A named port gives _<port>._<proto>.<svc>.<ns>.svc.<domain> SRV pointing at the Service."""
     svc = dns_objects.fqdn(dns_objects.service)
     name = f"_http._tcp.{svc}"
     reply = probe_pods["glibc"].query(coredns.provider.cluster_ip, name, rdtype="SRV").replies[0]
     k8sdns_record("srv", list(reply.rdata("SRV")))
-    expect(any(r.port == 80 and r.target.rstrip(".") == svc for r in reply.srv()), f"{name} SRV",
-           f"port 80 target {svc}.", list(reply.rdata("SRV")) or reply.rcode, "named ports must publish SRV records (kubernetes/dns specification 2.3.1)")
+    answers.reply(reply, probe_pods["glibc"].node, f"{name} SRV",
+                  any(r.port == 80 and r.target.rstrip(".") == svc for r in reply.srv()), f"port 80 target {svc}.",
+                  list(reply.rdata("SRV")) or reply.rcode,
+                  "named ports must publish SRV records (kubernetes/dns specification 2.3.1)", root_causes)
 
 
-def test_service_ptr(probe_pods, coredns, dns_objects, k8sdns_record):
+def test_service_ptr(probe_pods, coredns, dns_objects, k8sdns_record, root_causes):
     svc = dns_objects.fqdn(dns_objects.service)
     rev = ipaddress.ip_address(dns_objects.service_ip).reverse_pointer
     reply = probe_pods["glibc"].query(coredns.provider.cluster_ip, rev, rdtype="PTR").replies[0]
     ptr = [target.rstrip(".") for target in reply.rdata("PTR")]
     k8sdns_record("ptr", ptr)
-    expect(svc in ptr, f"PTR {rev}", svc, ptr or reply.rcode,
-           "the kubernetes plugin must serve in-addr.arpa for Service IPs")
+    answers.reply(reply, probe_pods["glibc"].node, f"PTR {rev}", svc in ptr, svc, ptr or reply.rcode,
+                  "the kubernetes plugin must serve in-addr.arpa for Service IPs", root_causes)
 
 
-def test_headless_a(probe_pods, coredns, dns_objects, k8sdns_record):
+def test_headless_a(probe_pods, coredns, dns_objects, k8sdns_record, root_causes):
     """A headless Service has one A record per ready endpoint, none for its not-ready endpoint."""
     name = dns_objects.fqdn(dns_objects.headless)
     reply = probe_pods["glibc"].query(coredns.provider.cluster_ip, name, rdtype="A").replies[0]
@@ -96,49 +106,65 @@ def test_headless_a(probe_pods, coredns, dns_objects, k8sdns_record):
     k8sdns_record("a_records", got)
     k8sdns_record("not_ready_endpoints", list(dns_objects.not_ready_ips))
     published = sorted(set(got) & set(dns_objects.not_ready_ips))
-    expect(got == list(dns_objects.headless_ips), f"{name} A", f"the ready endpoints {list(dns_objects.headless_ips)}",
-           f"{got or reply.rcode}" + (f", including not-ready {published}" if published else ""),
-           "headless Services answer with exactly the ready endpoints' addresses (publishNotReadyAddresses is false)")
+    answers.reply(reply, probe_pods["glibc"].node, f"{name} A", got == list(dns_objects.headless_ips),
+                  f"the ready endpoints {list(dns_objects.headless_ips)}",
+                  f"{got or reply.rcode}" + (f", including not-ready {published}" if published else ""),
+                  "headless Services answer with exactly the ready endpoints' addresses (publishNotReadyAddresses is "
+                  "false)", root_causes)
 
 
-def test_dns_version(probe_pods, coredns, cluster_domain, k8sdns_record):
+def test_dns_version(probe_pods, coredns, cluster_domain, k8sdns_record, root_causes):
     name = f"dns-version.{cluster_domain}"
     reply = probe_pods["glibc"].query(coredns.provider.cluster_ip, name, rdtype="TXT").replies[0]
     txt = list(reply.rdata("TXT"))
     k8sdns_record("txt", txt)
-    expect(bool(txt), f"{name} TXT", "the schema version, e.g. \"1.1.0\"", txt or reply.rcode,
-           "the kubernetes plugin publishes dns-version; a missing record means another provider or zone")
+    answers.reply(reply, probe_pods["glibc"].node, f"{name} TXT", bool(txt), "the schema version, e.g. \"1.1.0\"",
+                  txt or reply.rcode, "the kubernetes plugin publishes dns-version; a missing record means another "
+                  "provider or zone", root_causes)
 
 
 @pytest.mark.k8sdns_check(5)
 @pytest.mark.parametrize("libc", LIBCS)
-def test_pod_hostname_subdomain(probe_pods, dns_objects, k8sdns_record, libc):
-    """<hostname>.<subdomain>.<ns>.svc.<domain> names a pod behind a headless Service."""
+def test_pod_hostname_subdomain(probe_fleet, dns_objects, k8sdns_record, root_causes, libc):
+    """<hostname>.<subdomain>.<ns>.svc.<domain> names a pod behind a headless Service, on every node."""
     name = f"{dns_objects.hostname}.{dns_objects.fqdn(dns_objects.headless)}"
-    result = probe_pods[libc].lookup([name], count=1, family="inet")
-    got = list(result.addresses[0] or ())
-    k8sdns_record("addresses", got)
-    expect(got == [dns_objects.hostname_ip], f"{libc} getaddrinfo({name})", [dns_objects.hostname_ip],
-           got or dict(result.errors), "pods with hostname and subdomain need a headless Service of that name")
+    want = [dns_objects.hostname_ip]
+    got = answers.lookups_everywhere(_everywhere(probe_fleet, libc, name), libc, f"{libc} getaddrinfo({name})", want,
+                                     lambda addrs: addrs == want, "pods with hostname and subdomain need a headless "
+                                     "Service of that name", root_causes, k8sdns_record)
+    k8sdns_record("addresses", sorted({a for addrs in got.values() for a in addrs}))
 
 
 @pytest.mark.k8sdns_check(6)
-def test_external_name_cname(probe_pods, coredns, dns_objects, k8sdns_record):
+def test_external_name_cname(probe_pods, coredns, dns_objects, k8sdns_record, root_causes):
     name = dns_objects.fqdn(dns_objects.external)
     reply = probe_pods["glibc"].query(coredns.provider.cluster_ip, name, rdtype="CNAME").replies[0]
     targets = [target.rstrip(".") for target in reply.rdata("CNAME")]
     k8sdns_record("cname", targets)
-    expect(dns_objects.external_target in targets, f"{name} CNAME", dns_objects.external_target,
-           targets or reply.rcode, "ExternalName Services must be a CNAME to spec.externalName")
+    answers.reply(reply, probe_pods["glibc"].node, f"{name} CNAME", dns_objects.external_target in targets,
+                  dns_objects.external_target, targets or reply.rcode,
+                  "ExternalName Services must be a CNAME to spec.externalName", root_causes)
 
 
 @pytest.mark.k8sdns_check(8)
 @pytest.mark.parametrize("libc", LIBCS)
-def test_upstream_name(probe_pods, external_name, k8sdns_record, libc):
-    """A name outside the cluster resolves through the cluster DNS's upstream."""
+def test_upstream_name(probe_fleet, external_name, k8sdns_record, root_causes, libc):
+    """A name outside the cluster resolves through the cluster DNS's upstream, on every node. The
+    upstream's SERVFAIL is this check's own subject: only timeouts that the node x replica matrix
+    places elsewhere make it point there."""
     name, want = external_name
-    result = probe_pods[libc].lookup([name], count=1, family="inet")
-    got = list(result.addresses[0] or ())
-    k8sdns_record("addresses", got)
-    expect(bool(got) and (want is None or want in got), f"{libc} getaddrinfo({name})", want or "an address",
-           got or dict(result.errors), "check the cluster DNS's forward target and that the upstream answers")
+    runs = _everywhere(probe_fleet, libc, name)
+    got = {node: list(r.addresses[0] or ()) for node, r in runs.items()}
+    k8sdns_record("addresses", sorted({a for addrs in got.values() for a in addrs}))
+    bad = {node: addrs for node, addrs in got.items() if not addrs or (want is not None and want not in addrs)}
+    k8sdns_record.add(*node_verdicts(bad, got, {"libc": libc}))
+    if bad and all(lookup_spoiled(runs[n], libc) for n in bad):
+        causes = root_causes()
+        if causes:
+            pytest.fail(spoiled_message(f"{libc} getaddrinfo({name})", "on " + ", ".join(bad), "timeouts", causes),
+                        pytrace=False)
+    others = len(got) - len(bad)
+    expect(not bad, f"{libc} getaddrinfo({name})", want or "an address",
+           "; ".join(f"{n}: {a or dict(runs[n].errors)}" for n, a in bad.items())
+           + (f"; the other {others} node{'s' if others > 1 else ''}: as expected" if others else ""),
+           "check the cluster DNS's forward target and that the upstream answers")

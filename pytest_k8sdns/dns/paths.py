@@ -1,0 +1,58 @@
+"""Every path from a node to the cluster DNS: direct queries from each node's probe to each
+cluster-DNS pod by its IP, and to the Service, over UDP and TCP. Measured once per protocol and
+kept, because the checks that are spoiled by a transport failure ask it for the root cause."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from pytest_k8sdns.dns.coredns import CoreDNSInspector
+from pytest_k8sdns.evidence.replicas import SERVICE, Cause, Matrix, Server, matrix
+from pytest_k8sdns.probe.fleet import Fleet
+from pytest_k8sdns.probe.pods import ProbePod
+from pytest_k8sdns.probe.results import QueryResult
+
+#: Direct queries per node and server: 20 see a 30 % loss with certainty 1 - 0.7^20 (99.9 %).
+QUERIES = {"udp": 20, "tcp": 10}
+#: A reply slower than this counts as lost: ten times the default p99 bound.
+TIMEOUT_S = 1.0
+#: Queries per second of one probe to one server.
+RATE = 50.0
+
+
+class DnsPaths:
+    """The node x replica matrices of one run, measured on first use."""
+
+    def __init__(self, fleet: Fleet, coredns: CoreDNSInspector, name: str, max_error_rate: float) -> None:
+        self.fleet = fleet
+        self.coredns = coredns
+        self.name = name
+        self.max_error_rate = max_error_rate
+        self._matrices: dict[str, Matrix] = {}
+        self._lock = threading.Lock()
+
+    def servers(self) -> list[Server]:
+        replicas = [Server(p.name, p.ip, p.node, p.ready) for p in self.coredns.pods() if p.ip]
+        return [Server(SERVICE, self.coredns.provider.cluster_ip), *sorted(replicas, key=lambda s: s.name)]
+
+    def matrix(self, proto: str) -> Matrix:
+        with self._lock:
+            if proto not in self._matrices:
+                self._matrices[proto] = self._measure(proto)
+            return self._matrices[proto]
+
+    def _measure(self, proto: str) -> Matrix:
+        servers = self.servers()
+        count = QUERIES[proto]
+
+        def from_node(pod: ProbePod) -> dict[str, QueryResult]:
+            return {s.name: pod.query(s.ip, self.name, rdtype="A", tcp=proto == "tcp", count=count,
+                                      timeout=TIMEOUT_S, interval_s=1 / RATE) for s in servers}
+
+        per_node = self.fleet.each("glibc", from_node, qps_per_probe=RATE)
+        return matrix(proto, servers, {(node, s): r for node, by_server in per_node.items() for s, r in by_server.items()})
+
+    def causes(self, protos: Sequence[str] = ("udp", "tcp")) -> list[Cause]:
+        """Where the transport to the cluster DNS fails, over both protocols."""
+        return [c for proto in protos for c in self.matrix(proto).causes(self.max_error_rate)]
