@@ -8,6 +8,9 @@ import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
+#: cell colours of the node x check matrix, by verdict; None is a node the check did not measure
+MATRIX_COLOURS: dict[str | None, str] = {None: "#dddddd", "passed": "#4caf50", "failed": "#e53935"}
+
 
 def cdf_png(series: Mapping[str, Sequence[float]], title: str, xlabel: str = "latency (ms)",
             dashed: Iterable[str] = (), size: tuple[float, float] = (6, 3.2)) -> bytes:
@@ -51,6 +54,42 @@ def cdf_png(series: Mapping[str, Sequence[float]], title: str, xlabel: str = "la
         buf = io.BytesIO()
         fig.tight_layout()
         fig.savefig(buf, format="png")
+        return buf.getvalue()
+    finally:
+        plt.close(fig)
+
+
+def matrix_png(rows: Sequence[str], columns: Sequence[str], cells: Sequence[Sequence[str | None]],
+               title: str) -> bytes:
+    """A categorical grid (rows x columns, cells "passed", "failed" or None) as PNG bytes; the
+    figure grows with the grid so that ~60 rows x 30 columns stay readable."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    codes = list(MATRIX_COLOURS)
+    grid = [[codes.index(c if c in MATRIX_COLOURS else None) for c in row] for row in cells]
+    label_in = max((len(r) for r in rows), default=4) * 0.07
+    size = (max(4.0, 1.2 + label_in + 0.32 * len(columns)), max(2.5, 2.4 + 0.22 * len(rows)))
+    fig, ax = plt.subplots(figsize=size, dpi=100)
+    try:
+        ax.imshow(grid, cmap=ListedColormap(list(MATRIX_COLOURS.values())), vmin=0, vmax=len(codes) - 1,
+                  aspect="auto", interpolation="nearest")
+        ax.set_xticks(range(len(columns)), list(columns), rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(len(rows)), list(rows), fontsize=8)
+        # white lines between cells: a grid of minor ticks at the cell borders
+        ax.set_xticks([x - 0.5 for x in range(1, len(columns))], minor=True)
+        ax.set_yticks([y - 0.5 for y in range(1, len(rows))], minor=True)
+        ax.grid(which="minor", color="white", linewidth=1)
+        ax.tick_params(which="minor", length=0)
+        ax.set_title(title, fontsize=9)
+        legend = [Patch(color=colour, label=str(code or "not measured")) for code, colour in MATRIX_COLOURS.items()]
+        ax.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
         return buf.getvalue()
     finally:
         plt.close(fig)

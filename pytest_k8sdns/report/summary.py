@@ -1,5 +1,5 @@
-"""The report's opening summary as HTML, from results documents: per libc flavour, then every
-check's verdict and evidence, then the cluster facts, and the upgrade gate's before and after."""
+"""The report's opening summary as HTML, from results documents: per libc flavour, per node and
+replica, the upgrade gate's before and after, then every check's verdict and evidence, and the cluster facts."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from pytest_k8sdns.evidence import measure
 from pytest_k8sdns.evidence.measure import Q
+from pytest_k8sdns.report import nodes
 from pytest_k8sdns.verdict.baseline import Comparison, by_check, check_id
 
 LIBCS = ("glibc", "musl")
@@ -35,6 +36,8 @@ body > * { order: 3; }
 .k8sdns-bad { background: #fbe3e3; color: #a11; }
 .k8sdns-skip { background: #fff4d6; color: #7a5a00; }
 .k8sdns-summary tr.regressed td { background: #fbe3e3; }
+.k8sdns-summary tr.failing td { background: #fbe3e3; }
+.k8sdns-matrix img { display: block; max-width: 100%; }
 .k8sdns-summary .evidence { max-width: 720px; word-break: break-word; }
 </style>"""
 
@@ -208,4 +211,4 @@ def render(doc: dict[str, Any], plots: dict[str, str], comparison: Comparison | 
         gate = f"<h3>Upgrade gate: before and after</h3>{_gate(comparison, source)}"
     return (f"{STYLE}<div class='k8sdns-summary' id='k8sdns-summary'>{_verdict(doc, comparison)}"
             f"<h3>Lookups from inside pods, per libc</h3><div class='k8sdns-libcs'>{cards}</div>"
-            f"{gate}<h3>Checks</h3>{_checks_table(doc, before)}<h3>Cluster</h3>{_facts(doc)}</div>")
+            f"{nodes.render(doc)}{gate}<h3>Checks</h3>{_checks_table(doc, before)}<h3>Cluster</h3>{_facts(doc)}</div>")
