@@ -96,6 +96,13 @@ class FaultBase:
     def _coredns_pod_ips(self) -> list[str]:
         return [p.status.pod_ip for p in self._coredns_pods() if p.status.pod_ip]
 
+    def _pod_cidr(self, node: str) -> str:
+        c = self.cluster
+        cidr = c.call("get", "nodes", None, c.core.read_node, node).spec.pod_cidr
+        if not cidr:
+            raise ClusterError(f"node {node} has no spec.podCIDR, so its pods' traffic cannot be told apart")
+        return str(cidr)
+
     def _cluster_dns_ip(self) -> str:
         c = self.cluster
         svc = c.call("get", "services", COREDNS_NAMESPACE, c.core.read_namespaced_service, "kube-dns",

@@ -13,6 +13,8 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "loopback_upstream_without_loop": ("test_corefile_analysis",),
     "packet_loss": ("test_lookup_latency", "test_retry_signature"),
     "coredns_cpu_starved": ("test_server_latency",),
+    "node_client_loss": ("test_lookup_latency", "test_retry_signature", "test_every_replica_answers"),
+    "replica_silent": ("test_every_replica_answers", "test_lookup_latency"),
     "musl_search_limit": ("test_resolv_conf_shape", "test_dns_config_applied", "test_partial_names"),
     "musl_image_runs_glibc": ("test_queries_per_lookup",),
     "cluster_domain_mismatch": ("test_cluster_name_raw", "test_cluster_name_libc", "test_partial_names",

@@ -6,11 +6,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from pytest_k8sdns.errors import ClusterError
 from pytest_k8sdns.faults.base import FaultBase
 from pytest_k8sdns.kube.kind import run_tool
 
 _LOSS_COMMENT = "k8sdns-fault-packet-loss"
 _TCP_REFUSED_COMMENT = "k8sdns-fault-tcp-refused"
+_CLIENT_LOSS_COMMENT = "k8sdns-fault-node-client-loss"
+_REPLICA_SILENT_COMMENT = "k8sdns-fault-replica-silent"
 
 
 class NodeFaults(FaultBase):
@@ -24,6 +27,33 @@ class NodeFaults(FaultBase):
                  for ip in self._coredns_pod_ips()]
         with self._node_rules(rules):
             yield
+
+    @contextlib.contextmanager
+    def node_client_loss(self, node: str, share: float = 0.3) -> Iterator[None]:
+        """Drop `share` of the UDP/53 packets that the pods of one node send to the CoreDNS pods, in
+        that node's FORWARD chain (as a full conntrack table or a bad NIC does to one node's clients).
+        Every other node's clients, and the replicas' own upstream queries, are untouched."""
+        cidr = self._pod_cidr(node)
+        rules = [["FORWARD", "-s", cidr, "-d", ip, "-p", "udp", "--dport", "53", "-m", "statistic", "--mode",
+                  "random", "--probability", f"{share}", "-m", "comment", "--comment", _CLIENT_LOSS_COMMENT,
+                  "-j", "DROP"] for ip in self._coredns_pod_ips()]
+        with self._node_rules(rules, [node]):
+            yield
+
+    @contextlib.contextmanager
+    def replica_silent(self, pod: str | None = None) -> Iterator[str]:
+        """One CoreDNS pod (the first by name unless `pod` names one) stops answering on :53, UDP and
+        TCP, from every client; its /ready and /health stay up, so it stays Ready. Yields its name."""
+        pods = sorted(self._coredns_pods(), key=lambda p: p.metadata.name)
+        chosen = next((p for p in pods if p.metadata.name == pod), None) if pod else (pods[0] if pods else None)
+        if chosen is None or not chosen.status.pod_ip:
+            raise ClusterError(f"no CoreDNS pod {pod or ''} with an IP in kube-system to silence; pods there: "
+                               f"{[p.metadata.name for p in pods]}")
+        ip = chosen.status.pod_ip
+        rules = [["FORWARD", "-d", ip, "-p", proto, "--dport", "53", "-m", "comment", "--comment",
+                  _REPLICA_SILENT_COMMENT, "-j", "DROP"] for proto in ("udp", "tcp")]
+        with self._node_rules(rules, [chosen.spec.node_name]):
+            yield str(chosen.metadata.name)
 
     @contextlib.contextmanager
     def tcp_refused(self) -> Iterator[None]:

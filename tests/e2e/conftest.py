@@ -19,6 +19,7 @@ from test_kind_session import (
 )
 
 from pytest_k8sdns.config import Settings
+from pytest_k8sdns.files import fixture_path
 from pytest_k8sdns.kube.kind import docker_leftovers
 from pytest_k8sdns.plugin import _suite_dir
 from pytest_k8sdns.session import Run, new_run_id
@@ -30,7 +31,9 @@ def plugin_run(request: pytest.FixtureRequest) -> Iterator[Run]:
     module, named after its RUN_PREFIX, and deleted when the module ends, also on failure."""
     _need_kind_and_images()
     prefix = getattr(request.module, "RUN_PREFIX", "e2e")
-    run = Run(Settings(kind=True, kind_image=NODE_IMAGE, glibc_image=GLIBC_IMAGE, musl_image=MUSL_IMAGE),
+    config = getattr(request.module, "KIND_CONFIG", None)  # a fixtures/ file name; default 2 nodes
+    run = Run(Settings(kind=True, kind_image=NODE_IMAGE, glibc_image=GLIBC_IMAGE, musl_image=MUSL_IMAGE,
+                       kind_config=str(fixture_path(config)) if config else None),
               run_id=f"{prefix}-{new_run_id()}")
     try:
         run.start()

@@ -25,6 +25,8 @@ FAST = ["--k8sdns-samples=100", "--k8sdns-qps=50", "--k8sdns-bursts=4", "--k8sdn
 
 
 RUN_PREFIX = "neg"
+#: two workers: a fault on one of them (its clients, its CoreDNS replica) must name it, not the other
+KIND_CONFIG = "kind-3node.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,8 @@ def fails_its_targets(fault: str, bad: dict[str, str]) -> None:
 
 def test_healthy_cluster_passes(faulted, tmp_path: Path) -> None:
     run, _ = faulted
-    checks = suite(run, tmp_path, "test_loop.py", "test_latency.py", "test_ndots.py", "test_records.py")
+    checks = suite(run, tmp_path, "test_loop.py", "test_latency.py", "test_ndots.py", "test_records.py",
+                   "test_replicas.py")
     assert failed(checks) == {}
     assert {c["outcome"] for c in checks.values()} == {"passed"}
 
@@ -185,6 +188,62 @@ def test_musl_image_runs_glibc(faulted, tmp_path: Path) -> None:
     fails_its_targets("musl_image_runs_glibc", bad)
     assert bad and all("musl" in name for name in bad), bad
     assert "rules say" in bad["test_queries_per_lookup[musl-2]"], bad  # web.<ns>.svc: glibc tries more names
+
+
+# ---- one bad place: one node's clients, one replica -------------------------------------------
+
+PLACED = ("test_latency.py::test_lookup_latency", "test_latency.py::test_retry_signature", "test_replicas.py",
+          "test_records.py")
+#: what a check whose measurement timed out may not say: its own subject's fault
+OWN_BLAME = ("search list or ndots is wrong", "must serve in-addr.arpa", "another provider", "must have exactly")
+
+
+def _named(message: str, name: str) -> bool:
+    """`name` is in the message as a whole name (worker is not worker2)."""
+    import re
+
+    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", message) is not None
+
+
+def _workers(run: Run) -> list[str]:
+    return sorted(n.name for n in run.nodes if not any("control-plane" in t for t in n.taints))
+
+
+def test_node_client_loss(faulted, tmp_path: Path) -> None:
+    """30 % of UDP/53 lost for the clients of one worker only: only that worker is named."""
+    run, faults = faulted
+    node, other = _workers(run)[-1], _workers(run)[0]
+    with faults.node_client_loss(node, 0.3):
+        checks = suite(run, tmp_path, *PLACED)
+    bad = failed(checks)
+    fails_its_targets("node_client_loss", bad)
+    for name, message in bad.items():
+        assert _named(message, node) and not _named(message, other), (name, message)
+        assert not any(blame in message for blame in OWN_BLAME), (name, message)
+    for name in ("test_every_replica_answers[udp]",):
+        assert f"{node}: its clients' UDP queries" in bad[name], bad[name]
+    assert "test_every_replica_answers[tcp]" not in bad, bad  # only UDP is dropped
+    assert failed(suite(run, tmp_path, *PLACED)) == {}
+
+
+def test_replica_silent(faulted, tmp_path: Path) -> None:
+    """One CoreDNS replica drops :53 while it stays Ready: only that replica is named."""
+    run, faults = faulted
+    with faults.replica_silent() as pod:
+        others = [p.metadata.name for p in faults._coredns_pods() if p.metadata.name != pod]
+        checks = suite(run, tmp_path, *PLACED, "test_loop.py::test_dns_pods_ready")
+    bad = failed(checks)
+    fails_its_targets("replica_silent", bad)
+    assert "test_dns_pods_ready" not in bad, bad  # Ready all along
+    for proto in ("udp", "tcp"):
+        message = bad[f"test_every_replica_answers[{proto}]"]
+        assert f"replica {pod} (" in message and "Ready" in message, message
+    for name, message in bad.items():
+        assert not any(_named(message, o) for o in others), (name, message)
+        assert not any(blame in message for blame in OWN_BLAME), (name, message)
+        if not name.startswith(("test_lookup_latency", "test_retry_signature")):
+            assert _named(message, pod), (name, message)  # the root cause, first
+    assert failed(suite(run, tmp_path, *PLACED)) == {}
 
 
 # ---- the cluster DNS server itself and the records it serves --------------------------------
