@@ -17,8 +17,9 @@ def ms(ns: float | None) -> float | None:
 
 
 def _ms_of_s(seconds: float | None) -> float | None:
-    # not rounded: bounds judge the value itself; `shown` rounds for tables and messages
-    return None if seconds is None else seconds * 1000
+    # to the nanosecond the probe measured in, so that a p99 of 4.1 ms is 4.1 and not 4.1000000000000005;
+    # not rounded further: bounds judge the value itself, `shown` rounds for tables and messages
+    return None if seconds is None else round(seconds * 1000, 6)
 
 
 def shown(value: float | None) -> float | None:

@@ -114,21 +114,34 @@ class Matrix:
         out: list[Cause] = []
         explained: set[tuple[str, str]] = set()
         replicas, nodes = self.replicas, self.nodes
+        bad_column = {s.name: bool(self.column(s.name)) and all(c.bad(max_error_rate) for c in self.column(s.name))
+                      for s in replicas}
+        bad_row = {n: bool(self.row(n)) and all(c.bad(max_error_rate) for c in self.row(n)) for n in nodes}
+        everything = bool(replicas) and all(bad_column.values())
+        if everything:
+            # nothing answers anyone: neither one replica nor one node, but the cluster DNS as a whole
+            cells = [c for s in replicas for c in self.column(s.name)]
+            out.append(Cause("all", "every replica", f"no replica answers: {_sum(cells)} {self.proto.upper()} queries "
+                                                     f"from {_count(len(nodes), 'node')} to "
+                                                     f"{_count(len(replicas), 'replica')}"))
+            explained |= {(c.node, c.server) for c in cells}
         for server in replicas:
             column = self.column(server.name)
-            bad = [c for c in column if c.bad(max_error_rate)]
-            if column and len(bad) == len(column) and (len(replicas) > 1 or len(nodes) > 1):
-                others = [c for s in replicas if s.name != server.name for c in self.column(s.name)]
-                rest = f"; the other {_count(len(replicas) - 1, 'replica')}: {_sum(others)}" if others else ""
-                out.append(Cause("replica", server.name, f"{server.label} {_sum(column)} {self.proto.upper()} queries "
-                                                         f"from {_count(len(column), 'node')}{rest}"))
-                explained |= {(c.node, c.server) for c in column}
+            others_fine = any(not bad_column[s.name] for s in replicas if s.name != server.name)
+            if everything or not bad_column[server.name] or not others_fine:
+                continue  # "all" said it already, or no other replica answers either
+            others = [c for s in replicas if s.name != server.name for c in self.column(s.name)]
+            rest = f"; the other {_count(len(replicas) - 1, 'replica')}: {_sum(others)}" if others else ""
+            out.append(Cause("replica", server.name, f"{server.label} {_sum(column)} {self.proto.upper()} queries "
+                                                     f"from {_count(len(column), 'node')}{rest}"))
+            explained |= {(c.node, c.server) for c in column}
         for node in nodes:
             row = [c for c in self.row(node) if (c.node, c.server) not in explained]
+            others_fine = any(not bad_row[n] for n in nodes if n != node)
             if not row or not all(c.bad(max_error_rate) for c in row):
                 continue
-            if len(nodes) == 1 and len(replicas) <= 1:
-                continue  # one node, one replica: the path below says it without guessing which
+            if not others_fine:
+                continue  # every node is as bad: the path causes below say it without guessing
             others = [c for n in nodes if n != node for c in self.row(n)]
             rest = f"; the other {_count(len(nodes) - 1, 'node')}: {_sum(others)}" if others else ""
             out.append(Cause("node", node, f"{node}: its clients' {self.proto.upper()} queries to "

@@ -80,8 +80,6 @@ class Fleet:
         parallel = waves(len(pods), qps_per_probe, self.budget_qps)
         with self._lock:
             self.loads.append(Load(len(pods), parallel, qps_per_probe))
-        if parallel <= 1:
-            return {node: fn(pod) for node, pod in pods.items()}
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="k8sdns-fleet") as pool:
             futures = {node: pool.submit(fn, pod) for node, pod in pods.items()}
             return {node: future.result() for node, future in futures.items()}

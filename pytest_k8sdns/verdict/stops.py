@@ -76,7 +76,8 @@ def retry_bound(s: Settings, libc: str) -> Bound[BurstRetries]:
 
 
 def stopped_early(runs: Mapping[str, LookupResult], planned: int | None) -> str:
-    """" (sampling stopped on worker2 after 9 of 300 lookups: ...)", or "" when every run ran in full."""
+    """" (sampling stopped once the failure was certain: worker2 after 9 of 300 lookups)", or "" when
+    every run ran in full."""
     stopped = [(node, run) for node, run in runs.items() if run.stopped == "verdict"]
     if not stopped:
         return ""
