@@ -175,6 +175,8 @@ class Run:
             "server_version": self.server_version,
             "namespace": self.namespace,
             "nodes": [dataclasses.asdict(n) for n in self.nodes],
+            # the plugin's own API traffic: requests by "verb resource" (probe execs are "create pods/exec")
+            "api_requests": dict(sorted(self._cluster.requests.items())) if self._cluster else {},
             **self.facts,
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import json
@@ -117,6 +118,14 @@ class Cluster:
         self.discovery = client.VersionApi(api_client)
         self._local = threading.local()
         self._exec_clients: list[client.ApiClient] = []
+        #: API requests this handle made, by "verb resource" (an exec counts as "create pods/exec"):
+        #: the plugin's own API traffic, which the results file and the fan-out benchmarks report
+        self.requests: collections.Counter[str] = collections.Counter()
+        self._count_lock = threading.Lock()
+
+    def _count(self, verb: str, resource: str) -> None:
+        with self._count_lock:
+            self.requests[f"{verb} {resource}"] += 1
 
     @property
     def exec_api(self) -> client.CoreV1Api:
@@ -162,6 +171,7 @@ class Cluster:
         __tracebackhide__ = True
         kwargs.setdefault("_request_timeout", 30)
         name = args[0] if args and isinstance(args[0], str) and verb != "list" and args[0] != namespace else None
+        self._count(verb, resource)
         with api_errors(verb, resource, namespace, self.server, name):
             return fn(*args, **kwargs)
 
@@ -173,6 +183,7 @@ class Cluster:
         namespace = meta.get("namespace")
         # the plural the API uses for the kinds of the plugin's manifests (ConfigMap, Service, DaemonSet)
         resource = f"{str(doc['kind']).lower()}s"
+        self._count("create", resource)
         with api_errors("create", resource, namespace, self.server, meta.get("name")):
             try:
                 created = utils.create_from_dict(self.api_client, doc, namespace=namespace or "default",
