@@ -7,6 +7,7 @@ import pytest
 from pytest_k8sdns.evidence.latency import (
     burst_retries,
     lookup_latency,
+    search_tax,
     server_latency,
     shown,
 )
@@ -79,6 +80,46 @@ def test_retry_signature(request, probe_fleet, dns_objects, cluster_domain, k8sd
            verdict.message + stops.stopped_early(runs, None) + stops.root_cause(verdict, root_causes),
            "packets are lost: check conntrack -S (insert_failed) on the nodes; single-request-reopen "
            "(glibc) or NodeLocal DNSCache avoid the race")
+
+
+#: Queries one lookup of an external name sends at ndots:5: three search candidates and the name, A and AAAA.
+EXTERNAL_QUERIES = 8
+
+
+@pytest.mark.k8sdns_check(9)
+@pytest.mark.parametrize("libc", LIBCS)
+def test_external_latency(probe_fleet, ndots2_fleet, external_names, k8sdns_settings, k8sdns_record, root_causes,
+                          libc):
+    """The search tax: a name outside the cluster timed from every chosen node at the pods' ndots
+    (5: the search list first) and at ndots:2 (the name first). The p99 at the pods' ndots is bounded;
+    the tax is the ratio of the two."""
+    s = k8sdns_settings
+    qps = paced_qps(s.qps, EXTERNAL_QUERIES, s.max_qps)
+    rules = stops.latency_rules(s, libc, samples=s.external_samples, p99_ms=s.external_p99_ms)
+    index = {node: i for i, node in enumerate(probe_fleet.nodes)}
+
+    def timed(fleet, ndots):
+        def one(pod):
+            names = external_names(f"{libc}-{ndots}-{index[pod.node]}")
+            return pod.lookup(names, count=s.external_samples, qps=qps, concurrency=2, family="any", stop_rules=rules)
+        return fleet.each(libc, one, qps_per_probe=qps * EXTERNAL_QUERIES)
+
+    at5, at2 = timed(probe_fleet, 5), timed(ndots2_fleet, 2)
+    per_node = {node: lookup_latency(run, libc, {"libc": libc, "node": node}) for node, run in at5.items()}
+    without = {node: lookup_latency(run, libc, {"libc": libc, "node": node}) for node, run in at2.items()}
+    taxes = search_tax(per_node, without, libc)
+    k8sdns_record.add(*taxes.measurements())
+    k8sdns_record.table("search tax per node", *taxes.table())
+    verdict = judge(per_node, stops.latency_bounds(s, libc, samples=s.external_samples, p99_ms=s.external_p99_ms,
+                                                   p50=False))
+    record_node_verdicts(k8sdns_record, verdict, per_node, {"libc": libc})
+    expect(verdict.ok, f"{libc} lookups of a name outside the cluster at ndots 5, per node ({len(per_node)} nodes)",
+           f"on each node p99 <= {s.external_p99_ms} ms, at most {stops.allowed_errors(s, s.external_samples)} failed "
+           f"of {s.external_samples}, none at the retry signature",
+           verdict.message + stops.stopped_early(at5, s.external_samples) + f"; search tax {taxes.said()}"
+           + stops.root_cause(verdict, root_causes),
+           "names outside the cluster are slow: check the upstream the cluster DNS forwards to and its cache; "
+           "ndots:5 sends the search list first (a trailing dot or ndots:2 in the pod's dnsConfig avoids it)")
 
 
 #: Queries the server-latency check sends first, so that its histogram holds more than the few

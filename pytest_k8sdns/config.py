@@ -100,6 +100,10 @@ OPTIONS: tuple[Option, ...] = (
            threshold=True),
     Option("max_retry_signatures", int, 0, "most lookups allowed at the libc retry signature (glibc >= 5 s, musl >= 2.5 s)",
            threshold=True),
+    Option("external_p99_ms", _positive_float, 200.0, "bound on the p99 libc lookup latency of a name outside the "
+           "cluster at the pods' ndots (the search tax included), ms", unit="ms", threshold=True),
+    Option("external_samples", _positive_int, 100, "lookups of a name outside the cluster per node, libc and ndots "
+           "in the external-latency check"),
     Option("samples", _positive_int, 300, "libc lookups per flavour in the latency check"),
     Option("qps", _positive_float, 50.0, "lookup rate per probe pod in the latency check (0 = as fast as possible)",
            unit="1/s"),
@@ -149,6 +153,8 @@ class Settings:
     p99_ms: float = default("p99_ms")
     max_error_rate: float = default("max_error_rate")
     max_retry_signatures: int = default("max_retry_signatures")
+    external_p99_ms: float = default("external_p99_ms")
+    external_samples: int = default("external_samples")
     samples: int = default("samples")
     qps: float = default("qps")
     bursts: int = default("bursts")

@@ -17,7 +17,7 @@ from pytest_k8sdns.errors import K8sDnsError
 from pytest_k8sdns.evidence.recorder import Recorder
 from pytest_k8sdns.keys import RESULTS_KEY, RUN_KEY, SETTINGS_KEY
 from pytest_k8sdns.kube.client import Cluster
-from pytest_k8sdns.kube.kind import UPSTREAM_NAMES
+from pytest_k8sdns.kube.kind import UPSTREAM_NAMES, UPSTREAM_WILD
 from pytest_k8sdns.probe import pods as probes
 from pytest_k8sdns.probe.fleet import Fleet
 from pytest_k8sdns.probe.pods import LIBCS, ProbePod, ProbeSpec
@@ -80,6 +80,34 @@ def probe_fleet(k8sdns_run: Run) -> Iterator[Fleet]:
     started = _start(k8sdns_run, specs)
     yield Fleet({(p.spec.node or p.node, p.libc): p for p in started.values()}, k8sdns_run.settings.max_qps)
     probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, started)
+
+
+@pytest.fixture(scope="session")
+def ndots2_fleet(k8sdns_run: Run) -> Iterator[Fleet]:
+    """Session. Like probe_fleet, with dnsConfig option ndots:2 (ClusterFirst otherwise): the same
+    clients with the search tax of a name of two or more dots taken away, to measure that tax."""
+    chosen = k8sdns_run.placement.chosen
+    specs = [ProbeSpec(key=f"{libc}-ndots2-n{i}", libc=libc, image=_image(k8sdns_run.settings, libc), node=node,
+                       dns_config={"options": [{"name": "ndots", "value": "2"}]})
+             for i, node in enumerate(chosen) for libc in LIBCS]
+    started = _start(k8sdns_run, specs)
+    yield Fleet({(p.spec.node or p.node, p.libc): p for p in started.values()}, k8sdns_run.settings.max_qps)
+    probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, started)
+
+
+@pytest.fixture(scope="session")
+def external_names(k8sdns_run: Run, external_name: tuple[str, str | None]) -> Callable[[str], list[str]]:
+    """Session. Names outside the cluster for timing lookups, by a tag unique to the caller: on kind
+    clusters the plugin made, a new name under the test upstream's wildcard zone per lookup, so no
+    cache hides the upstream; elsewhere --k8sdns-external-name, where `{n}` becomes a number per
+    lookup (give a wildcard name of yours, e.g. k8sdns-{n}.wild.example.com) and is else one name."""
+    count = k8sdns_run.settings.external_samples
+    if k8sdns_run.kind is not None:
+        return lambda tag: [f"k8sdns-{k8sdns_run.run_id}-{tag}-{i}.{UPSTREAM_WILD}" for i in range(count)]
+    name = external_name[0]
+    if "{n}" in name:
+        return lambda tag: [name.replace("{n}", f"{k8sdns_run.run_id}-{tag}-{i}") for i in range(count)]
+    return lambda tag: [name]
 
 
 @pytest.fixture(scope="session")
@@ -223,7 +251,8 @@ def external_name(k8sdns_run: Run) -> tuple[str, str | None]:
         return "api.example.test", UPSTREAM_NAMES["api.example.test"]
     if not k8sdns_run.settings.external_name:
         pytest.skip("no external name to resolve: pass --k8sdns-external-name=NAME (e.g. one your upstream serves)")
-    return k8sdns_run.settings.external_name, None
+    # a {n} template (for the external-latency check's fresh names) resolves here as one fixed name
+    return k8sdns_run.settings.external_name.replace("{n}", "k8sdns"), None
 
 
 @pytest.fixture(scope="session")

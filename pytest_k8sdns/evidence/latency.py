@@ -150,3 +150,55 @@ def server_latency(scrapes: Mapping[str, tuple[object, str]]) -> ServerLatency:
     p99 = stats.histogram_quantile(0.99, buckets) if buckets else None
     return ServerLatency(_ms_of_s(p50), _ms_of_s(p99), buckets[-1][1] if buckets else 0, unreadable)
 
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchTax:
+    """External-name latency with the search list (the pods' ndots) and without it (ndots:2), per node."""
+
+    libc: str
+    with_search: Mapping[str, LookupLatency]
+    without: Mapping[str, LookupLatency]
+
+    @staticmethod
+    def _ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 2) if a is not None and b else None
+
+    def ratios(self, node: str) -> tuple[float | None, float | None]:
+        w, wo = self.with_search[node], self.without.get(node)
+        if wo is None:
+            return None, None
+        return self._ratio(w.p50_ms, wo.p50_ms), self._ratio(w.p99_ms, wo.p99_ms)
+
+    def measurements(self) -> list[Measurement]:
+        out: list[Measurement] = []
+        for node, ev in self.with_search.items():
+            for ndots, e in ((5, ev), (2, self.without.get(node))):
+                if e is None:
+                    continue
+                entity: dict[str, str | int] = {"libc": self.libc, "node": node, "ndots": ndots}
+                out += [Measurement(f"p50_ms[{node}/ndots{ndots}]", shown(e.p50_ms), "ms", Q.EXTERNAL_P50, entity),
+                        Measurement(f"p99_ms[{node}/ndots{ndots}]", shown(e.p99_ms), "ms", Q.EXTERNAL_P99, entity),
+                        Measurement(f"errors[{node}/ndots{ndots}]", e.errors, "", Q.EXTERNAL_ERRORS, entity)]
+            p50, p99 = self.ratios(node)
+            entity = {"libc": self.libc, "node": node}
+            out += [Measurement(f"tax_p50[{node}]", p50, "", Q.SEARCH_TAX, {**entity, "percentile": 50}),
+                    Measurement(f"tax_p99[{node}]", p99, "", Q.SEARCH_TAX, {**entity, "percentile": 99})]
+        return out
+
+    def table(self) -> tuple[list[str], list[list[object]]]:
+        header = ["node", "p50 ndots 5", "p99 ndots 5", "p50 ndots 2", "p99 ndots 2", "tax p50", "tax p99"]
+        rows: list[list[object]] = []
+        for node, ev in self.with_search.items():
+            wo = self.without.get(node)
+            p50, p99 = self.ratios(node)
+            rows.append([node, shown(ev.p50_ms), shown(ev.p99_ms), shown(wo.p50_ms) if wo else None,
+                         shown(wo.p99_ms) if wo else None, p50, p99])
+        return header, rows
+
+    def said(self) -> str:
+        return ", ".join(f"{node} x{p50} at p50" for node in self.with_search for p50 in [self.ratios(node)[0]])
+
+
+def search_tax(with_search: Mapping[str, LookupLatency], without: Mapping[str, LookupLatency], libc: str) -> SearchTax:
+    return SearchTax(libc, dict(with_search), dict(without))

@@ -33,6 +33,10 @@ class Q:
     SERVER_P99 = "server.latency.p99"
     SERVER_REQUESTS = "server.requests"
     QUERIES_PER_LOOKUP = "search.queries_per_lookup"
+    EXTERNAL_P50 = "external.latency.p50"  # libc lookups of a name outside the cluster; entity has ndots
+    EXTERNAL_P99 = "external.latency.p99"
+    EXTERNAL_ERRORS = "external.errors"
+    SEARCH_TAX = "search.tax"  # external latency at the pods' ndots over that at ndots:2 (p50 and p99)
     REPLICA_ANSWERED = "replica.answered"  # direct queries to one cluster-DNS pod that got a reply
     REPLICA_SENT = "replica.sent"
     REPLICA_P50 = "replica.latency.p50"

@@ -24,6 +24,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "no_reverse_zone": ("test_service_ptr",),
     "not_ready_published": ("test_headless_a",),
     "upstream_down": ("test_upstream_name",),
+    "upstream_slow": ("test_external_latency",),
     "nodelocal_without_force_tcp": ("test_cluster_zone_forwards_over_tcp",),
     "nodelocal_silent_on": ("test_answers_on_every_node", "test_health_and_setup_errors", "test_caches"),
     "nodelocal_absent_from": ("test_daemonset_on_every_node",),

@@ -4,11 +4,15 @@ domains too long for musl, the upstream DNS server gone."""
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 
+from pytest_k8sdns.dns import corefile
 from pytest_k8sdns.errors import ClusterError
-from pytest_k8sdns.faults.base import FaultBase
-from pytest_k8sdns.kube.kind import run_tool
+from pytest_k8sdns.faults.base import COREFILE, FaultBase, editing
+from pytest_k8sdns.files import fixture_path
+from pytest_k8sdns.kube.kind import CONTAINER_LABEL, run_tool
+from pytest_k8sdns.kube.patch import edited
 
 _LOSS_COMMENT = "k8sdns-fault-packet-loss"
 _TCP_REFUSED_COMMENT = "k8sdns-fault-tcp-refused"
@@ -79,6 +83,33 @@ class NodeFaults(FaultBase):
 
         with self._resolv_conf_held(long_search):
             yield
+
+    @contextlib.contextmanager
+    def upstream_slow(self, delay_ms: float = 300, image: str | None = None) -> Iterator[None]:
+        """The upstream DNS server answers every query `delay_ms` late: a relay that holds each
+        message (fixtures/upstream/slow_relay.py, in a container of the glibc probe image on kind's
+        network; `image` is any image with python3, by default the first probe image the run loaded)
+        stands in front of the test upstream, and CoreDNS forwards to it. Cluster names, which
+        CoreDNS answers itself, are as fast as before."""
+        name = f"{self.kind.name}-upstream-slow"
+        relay = fixture_path("upstream")
+        image = image or next(iter(self.kind.loaded_images), None)
+        if image is None:
+            raise ClusterError("upstream_slow needs an image with python3 for its relay: pass image=, e.g. the "
+                               "glibc probe image")
+        run_tool(["docker", "rm", "-f", name], option="--k8sdns-kind")
+        try:
+            run_tool(["docker", "run", "-d", "--name", name, "--network", "kind", "--label",
+                      f"{CONTAINER_LABEL}={self.kind.name}", "-v", f"{relay}:/relay:ro", "--entrypoint", "python3",
+                      image, "/relay/slow_relay.py", "0.0.0.0", self.kind.upstream_ip, f"{delay_ms:g}"],
+                     option="--k8sdns-glibc-image")
+            inspected = json.loads(run_tool(["docker", "inspect", name], option="--k8sdns-kind"))
+            ip = inspected[0]["NetworkSettings"]["Networks"]["kind"]["IPAddress"]
+            edit = editing("upstream_slow", self.coredns_config, lambda t: corefile.set_forward(t, [ip]))
+            with edited(self.coredns_config, COREFILE, edit, settle=self.restart_coredns):
+                yield
+        finally:
+            run_tool(["docker", "rm", "-f", name], option="--k8sdns-kind")
 
     @contextlib.contextmanager
     def upstream_down(self) -> Iterator[None]:

@@ -24,6 +24,9 @@ from pytest_k8sdns.kube.wait import until
 CONTAINER_LABEL = "io.k8sdns.cluster"
 #: Names the test upstream DNS server answers (fixtures/upstream/example.test.db).
 UPSTREAM_NAMES = {"api.example.test": "192.0.2.10", "a.b.c.d.example.test": "192.0.2.11"}
+#: Every name under this zone answers with UPSTREAM_WILD_IP: a new name per lookup misses every cache.
+UPSTREAM_WILD = "wild.example.test"
+UPSTREAM_WILD_IP = "192.0.2.12"
 
 
 def run_tool(argv: Sequence[str], *, option: str, input: str | None = None, timeout: float = 900) -> str:
@@ -54,6 +57,8 @@ class KindCluster:
         self.kubeconfig = self._dir / "kubeconfig"
         self.upstream_container = f"{name}-upstream"
         self.upstream_ip = ""
+        #: the images load_images put into the nodes (the probe images, for faults that need python3)
+        self.loaded_images: list[str] = []
         #: set when a cluster of this name existed before create(): another run's, never deleted here
         self.foreign = False
 
@@ -96,6 +101,7 @@ class KindCluster:
         """Load the images the host's Docker has into every node, in one `kind load`; return those loaded."""
         loaded = [image for image in dict.fromkeys(images)
                   if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode == 0]
+        self.loaded_images += [image for image in loaded if image not in self.loaded_images]
         if loaded:
             run_tool(["kind", "load", "docker-image", "--name", self.name, *loaded], option="--k8sdns-kind")
         return loaded

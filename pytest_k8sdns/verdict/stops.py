@@ -14,9 +14,9 @@ from pytest_k8sdns.probe.results import LookupResult
 from pytest_k8sdns.verdict.pernode import Bound, NodeVerdict
 
 
-def allowed_errors(s: Settings) -> int:
-    """Failed lookups a full sample may hold within --k8sdns-max-error-rate."""
-    return math.floor(s.max_error_rate * s.samples + 1e-9)
+def allowed_errors(s: Settings, samples: int | None = None) -> int:
+    """Failed lookups a full sample (of --k8sdns-samples unless given) may hold within --k8sdns-max-error-rate."""
+    return math.floor(s.max_error_rate * (samples or s.samples) + 1e-9)
 
 
 def allowed_slow(samples: int) -> int:
@@ -24,13 +24,16 @@ def allowed_slow(samples: int) -> int:
     return samples - math.ceil(0.99 * samples)
 
 
-def latency_rules(s: Settings, libc: str) -> list[dict[str, Any]]:
+def latency_rules(s: Settings, libc: str, *, samples: int | None = None, p99_ms: float | None = None
+                  ) -> list[dict[str, Any]]:
     """When a node's paced lookups have already failed: more failures than the error budget, more
-    lookups at the retry signature than allowed, or more over the p99 bound than a p99 can hide."""
+    lookups at the retry signature than allowed, or more over the p99 bound than a p99 can hide.
+    `samples` and `p99_ms` default to the cluster-name check's."""
+    samples, p99_ms = samples or s.samples, p99_ms or s.p99_ms
     return [
-        {"outcome": "failed", "more_than": allowed_errors(s)},
+        {"outcome": "failed", "more_than": allowed_errors(s, samples)},
         {"outcome": "any", "min_latency_ns": int(stats.retry_threshold(libc) * 1e9), "more_than": s.max_retry_signatures},
-        {"outcome": "ok", "min_latency_ns": int(s.p99_ms * 1e6) + 1, "more_than": allowed_slow(s.samples)},
+        {"outcome": "ok", "min_latency_ns": int(p99_ms * 1e6) + 1, "more_than": allowed_slow(samples)},
     ]
 
 
@@ -43,15 +46,17 @@ def _kinds(ev: LookupLatency) -> str:
     return f" ({', '.join(sorted(set(ev.error_kinds.values())))[:160]})" if ev.error_kinds else ""
 
 
-def latency_bounds(s: Settings, libc: str) -> list[Bound[LookupLatency]]:
+def latency_bounds(s: Settings, libc: str, *, samples: int | None = None, p99_ms: float | None = None,
+                   p50: bool = True) -> list[Bound[LookupLatency]]:
     threshold = stats.retry_threshold(libc)
+    p99_ms = p99_ms or s.p99_ms
     return [
-        Bound("failed lookups", lambda ev: ev.errors, allowed_errors(s),
+        Bound("failed lookups", lambda ev: ev.errors, allowed_errors(s, samples),
               lambda ev: f"{ev.errors} of {ev.count} lookups failed{_kinds(ev)}"),
         Bound("lookups at the retry signature", lambda ev: ev.retry_signatures, s.max_retry_signatures,
               lambda ev: f"{ev.retry_signatures} of {ev.count} lookups at the retry signature (>= {threshold} s)"),
-        Bound("p99", lambda ev: ev.p99_ms, s.p99_ms, lambda ev: f"p99 {shown(ev.p99_ms)} ms", "ms"),
-        Bound("p50", lambda ev: ev.p50_ms, s.p50_ms, lambda ev: f"p50 {shown(ev.p50_ms)} ms", "ms"),
+        Bound("p99", lambda ev: ev.p99_ms, p99_ms, lambda ev: f"p99 {shown(ev.p99_ms)} ms", "ms"),
+        *([Bound("p50", lambda ev: ev.p50_ms, s.p50_ms, lambda ev: f"p50 {shown(ev.p50_ms)} ms", "ms")] if p50 else []),
     ]
 
 
