@@ -25,6 +25,9 @@ FAST = ["--k8sdns-samples=100", "--k8sdns-qps=50", "--k8sdns-bursts=4", "--k8sdn
 
 
 RUN_PREFIX = "neg"
+#: a name outside the cluster, new per lookup ({n}) under the test upstream's wildcard zone, so that
+#: no cache hides a slow upstream from the external-latency check
+EXTERNAL = "k8sdns-{n}.wild.example.test"
 #: two workers: a fault on one of them (its clients, its CoreDNS replica) must name it, not the other
 KIND_CONFIG = "kind-3node.yaml"
 
@@ -44,7 +47,7 @@ def suite(run: Run, tmp: Path, *paths: str, extra: tuple[str, ...] = (),
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
             f"--k8sdns-context=kind-{run.kind.name}", f"--k8sdns-kubeconfig={run.kind.kubeconfig}",
             f"--k8sdns-glibc-image={GLIBC_IMAGE}", f"--k8sdns-musl-image={MUSL_IMAGE}",
-            "--k8sdns-external-name=api.example.test", f"--k8sdns-results={results}",
+            f"--k8sdns-external-name={EXTERNAL}", f"--k8sdns-results={results}",
             "-W", "ignore::pytest.PytestDeprecationWarning", *FAST, *extra,
             *[str(SUITE / p) for p in paths]]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=1200, check=False)
@@ -246,6 +249,68 @@ def test_replica_silent(faulted, tmp_path: Path) -> None:
     assert failed(suite(run, tmp_path, *PLACED)) == {}
 
 
+# ---- the load budget, seen from CoreDNS's own counters ------------------------------------------
+
+def _requests_total(run: Run, pod_ips: list[str]) -> float:
+    """coredns_dns_requests_total summed over the CoreDNS pods, read from a node (the host has no route to pods)."""
+    from pytest_k8sdns.evidence.stats import parse_prometheus
+
+    node = run.kind.node_containers()[0]
+    total = 0.0
+    for ip in pod_ips:
+        out = subprocess.run(["docker", "exec", node, "curl", "-s", "--max-time", "2", f"http://{ip}:9153/metrics"],
+                             capture_output=True, text=True, check=True).stdout
+        total += sum(sample.value for sample in parse_prometheus(out).get("coredns_dns_requests_total", []))
+    return total
+
+
+def _peak_rate(samples: list[tuple[float, float]], window_s: float = 3.0) -> float:
+    """The highest request rate over any window of at least `window_s` between two readings."""
+    best = 0.0
+    for i, (t0, n0) in enumerate(samples):
+        for t1, n1 in samples[i + 1:]:
+            if t1 - t0 >= window_s:
+                best = max(best, (n1 - n0) / (t1 - t0))
+                break
+    return best
+
+
+def _server_peak(run: Run, tmp: Path, faults: Faults, budget: float) -> float:
+    import threading
+
+    ips = faults._coredns_pod_ips()
+    readings: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            readings.append((time.monotonic(), _requests_total(run, ips)))
+            done.wait(1.0)  # the sampling period of the counter readings
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        checks = suite(run, tmp, "test_latency.py::test_lookup_latency",
+                       extra=("--k8sdns-samples=300", f"--k8sdns-max-qps={budget:g}"))
+    finally:
+        done.set()
+        sampler.join(timeout=30)
+    assert failed(checks) == {}
+    return _peak_rate(readings)
+
+
+def test_load_budget_holds_at_coredns(faulted, tmp_path: Path) -> None:
+    """With a budget of 120 queries/s, CoreDNS's own request counters never see more than that (plus
+    the cluster's own background) over any 3 s; with the default 500, the two workers' probes run at
+    once and it sees about twice one probe's 100 queries/s."""
+    run, faults = faulted
+    tight = _server_peak(run, tmp_path, faults, 120)
+    loose = _server_peak(run, tmp_path, faults, 500)
+    print(f"peak CoreDNS request rate: budget 120 -> {tight:.1f}/s; budget 500 -> {loose:.1f}/s")
+    assert tight <= 120 * 1.15, tight
+    assert loose > tight * 1.4, (tight, loose)
+
+
 # ---- the cluster DNS server itself and the records it serves --------------------------------
 
 def test_coredns_cpu_starved(faulted, tmp_path: Path) -> None:
@@ -271,6 +336,19 @@ def test_coredns_killed_during_run(faulted, tmp_path: Path) -> None:
     assert failed(suite(run, tmp_path, "test_loop.py")) == {}
 
 
+def test_upstream_slow(faulted, tmp_path: Path) -> None:
+    """The upstream answers 300 ms late: only the external-name latency fails, no cluster name."""
+    run, faults = faulted
+    with faults.upstream_slow(300):
+        checks = suite(run, tmp_path, "test_latency.py", "test_records.py")
+    bad = failed(checks)
+    fails_its_targets("upstream_slow", bad)
+    assert set(bad) == {"test_external_latency[glibc]", "test_external_latency[musl]"}, bad
+    for message in bad.values():
+        assert "p99" in message and "search tax" in message, message
+    assert failed(suite(run, tmp_path, "test_latency.py::test_external_latency")) == {}
+
+
 RECORDS = ("test_records.py",)
 
 
@@ -292,7 +370,7 @@ def test_cluster_domain_mismatch(faulted, tmp_path: Path) -> None:
 ONE_CHECK = [
     ("tcp_refused", {"test_cluster_name_raw[tcp]"}, "over TCP", "test_records.py::test_cluster_name_raw"),
     ("no_reverse_zone", {"test_service_ptr"}, "PTR ", "test_records.py::test_service_ptr"),
-    ("upstream_down", {"test_upstream_name[glibc]", "test_upstream_name[musl]"}, "getaddrinfo(api.example.test)",
+    ("upstream_down", {"test_upstream_name[glibc]", "test_upstream_name[musl]"}, "getaddrinfo(k8sdns-k8sdns.wild.example.test)",
      "test_records.py::test_upstream_name"),
 ]
 
