@@ -202,10 +202,13 @@ def nodelocal(k8sdns_run: Run) -> NodeLocalInspector | None:
 
 
 @pytest.fixture(scope="session")
-def dns_paths(probe_fleet: Fleet, coredns: CoreDNSInspector, cluster_domain: str, k8sdns_settings: Settings) -> DnsPaths:
+def dns_paths(k8sdns_run: Run, probe_fleet: Fleet, coredns: CoreDNSInspector, cluster_domain: str,
+              k8sdns_settings: Settings) -> DnsPaths:
     """Session. Direct queries from every chosen node to every cluster-DNS pod and the Service,
     measured once per protocol: the node x replica matrix that names the place a failure is."""
-    return DnsPaths(probe_fleet, coredns, f"kubernetes.default.svc.{cluster_domain}.", k8sdns_settings.max_error_rate)
+    paths = DnsPaths(probe_fleet, coredns, f"kubernetes.default.svc.{cluster_domain}.", k8sdns_settings.max_error_rate)
+    k8sdns_run.findings.append(paths.found)
+    return paths
 
 
 @pytest.fixture()

@@ -18,7 +18,7 @@ from pytest_k8sdns.keys import GATE_KEY, RESULTS_KEY, RUN_KEY, SETTINGS_KEY
 from pytest_k8sdns.report.html import HtmlExtras
 from pytest_k8sdns.results import Results, write_document
 from pytest_k8sdns.session import Run
-from pytest_k8sdns.verdict import certification
+from pytest_k8sdns.verdict import certification, rootcause
 from pytest_k8sdns.verdict.gate import Gate
 
 pytest_plugins = ["pytest_k8sdns.fixtures"]
@@ -156,6 +156,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         controller = not hasattr(config, "workerinput")
         if controller and (run is not None or xdist.distributing(config)):
             doc = results.final = results.document(dataclasses.asdict(settings))
+            causes = [c for found in (run.findings if run is not None else []) for c in found()]
+            doc["root_causes"] = rootcause.summarise(causes, doc["checks"])
             gate = config.stash.get(GATE_KEY, None)
             if gate is not None and not gate.judge(doc) and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -164,6 +166,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     finally:
         if run is not None:
             run.stop()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Root cause first: what the lower-level failures were, and which checks they affected."""
+    doc = config.stash[RESULTS_KEY].final if RESULTS_KEY in config.stash else None
+    found = (doc or {}).get("root_causes") or []
+    if found:
+        terminalreporter.section("k8sdns root cause", sep="=", red=True, bold=True)
+        for line in rootcause.lines(found):
+            terminalreporter.line(line, red=not line.startswith("  "))
 
 
 def _terminate_as_interrupt(config: pytest.Config) -> None:

@@ -9,7 +9,7 @@ import secrets
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,9 @@ class Run:
         self.placement = placement.Placement((), {}, {}, "all", 0)
         #: facts for the report header and results: filled by inspectors as they learn them
         self.facts: dict[str, Any] = {}
+        #: what fixtures found out about lower-level causes (the node x replica matrix), read at the
+        #: end for the root-cause summary: each gives [{kind, where, text, proto, owner}]
+        self.findings: list[Callable[[], list[dict[str, str]]]] = []
 
     @property
     def cluster(self) -> Cluster:

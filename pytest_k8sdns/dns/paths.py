@@ -12,6 +12,7 @@ from pytest_k8sdns.evidence.replicas import SERVICE, Cause, Matrix, Server, matr
 from pytest_k8sdns.probe.fleet import Fleet
 from pytest_k8sdns.probe.pods import ProbePod
 from pytest_k8sdns.probe.results import QueryResult
+from pytest_k8sdns.verdict.rootcause import OWNER
 
 #: Direct queries per node and server: 20 see a 30 % loss with certainty 1 - 0.7^20 (99.9 %).
 QUERIES = {"udp": 20, "tcp": 10}
@@ -52,6 +53,13 @@ class DnsPaths:
 
         per_node = self.fleet.each("glibc", from_node, qps_per_probe=RATE)
         return matrix(proto, servers, {(node, s): r for node, by_server in per_node.items() for s, r in by_server.items()})
+
+    def found(self) -> list[dict[str, str]]:
+        """The causes of the matrices measured so far (none is measured here), for the run's summary."""
+        with self._lock:
+            matrices = list(self._matrices.values())
+        return [{"kind": c.kind, "where": c.where, "text": c.text, "proto": m.proto, "owner": OWNER}
+                for m in matrices for c in m.causes(self.max_error_rate)]
 
     def causes(self, protos: Sequence[str] = ("udp", "tcp")) -> list[Cause]:
         """Where the transport to the cluster DNS fails, over both protocols."""

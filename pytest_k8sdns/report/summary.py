@@ -201,6 +201,18 @@ def _gate(comparison: Comparison, source: str) -> str:
               f"<th>now / before</th></tr>{''.join(rows)}</table>")
 
 
+def _root_causes(doc: dict[str, Any]) -> str:
+    """Root cause first: the lower-level failures, each with the checks it affected."""
+    found = doc.get("root_causes") or []
+    if not found:
+        return ""
+    items = "".join(
+        f"<li><b>{_E(c.get('text', ''))}</b> <i>({_E(c.get('owner', ''))})</i>"
+        + (f"<br/>affected {len(c['affected'])} checks: {_E(', '.join(str(n).split('::', 1)[-1] for n in c['affected']))}"
+           if c.get("affected") else "") + "</li>" for c in found)
+    return f"<h3 id='k8sdns-root-cause'>Root cause</h3><ul class='k8sdns-root-cause'>{items}</ul>"
+
+
 def render(doc: dict[str, Any], plots: dict[str, str], comparison: Comparison | None = None,
            before: dict[str, Any] | None = None) -> str:
     """The whole summary block; `plots` maps each libc to its CDF <img>."""
@@ -209,6 +221,6 @@ def render(doc: dict[str, Any], plots: dict[str, str], comparison: Comparison | 
     if comparison is not None:
         source = str((doc.get("baseline") or {}).get("file", "the baseline"))
         gate = f"<h3>Upgrade gate: before and after</h3>{_gate(comparison, source)}"
-    return (f"{STYLE}<div class='k8sdns-summary' id='k8sdns-summary'>{_verdict(doc, comparison)}"
+    return (f"{STYLE}<div class='k8sdns-summary' id='k8sdns-summary'>{_root_causes(doc)}{_verdict(doc, comparison)}"
             f"<h3>Lookups from inside pods, per libc</h3><div class='k8sdns-libcs'>{cards}</div>"
             f"{nodes.render(doc)}{gate}<h3>Checks</h3>{_checks_table(doc, before)}<h3>Cluster</h3>{_facts(doc)}</div>")

@@ -232,10 +232,17 @@ def test_node_client_loss(faulted, tmp_path: Path) -> None:
 def test_replica_silent(faulted, tmp_path: Path) -> None:
     """One CoreDNS replica drops :53 while it stays Ready: only that replica is named."""
     run, faults = faulted
+    out: dict[str, Any] = {}
     with faults.replica_silent() as pod:
         others = [p.metadata.name for p in faults._coredns_pods() if p.metadata.name != pod]
-        checks = suite(run, tmp_path, *PLACED, "test_loop.py::test_dns_pods_ready")
+        checks = suite(run, tmp_path, *PLACED, "test_loop.py::test_dns_pods_ready", out=out)
     bad = failed(checks)
+    # root cause first: the run's summary names the replica, then the checks it spoiled
+    causes = out["doc"]["root_causes"]
+    assert [c["where"] for c in causes if c["kind"] == "replica"] == [pod], causes
+    assert len(causes[0]["affected"]) >= 2, causes
+    section = out["proc"].stdout[out["proc"].stdout.index("k8sdns root cause"):]
+    assert f"replica {pod} (" in section and "  affected " in section, section[:2000]
     fails_its_targets("replica_silent", bad)
     assert "test_dns_pods_ready" not in bad, bad  # Ready all along
     for proto in ("udp", "tcp"):
