@@ -77,6 +77,10 @@ def test_missing_kubeconfig(pytester: pytest.Pytester) -> None:
     ([], "k8sdns_max_error_rate = lots", "ini option k8sdns_max_error_rate='lots' is not valid"),
     (["--k8sdns-kind", "--k8sdns-context=x"], "", "--k8sdns-kind and --k8sdns-context exclude each other"),
     (["--k8sdns-kind-nodelocal"], "", "--k8sdns-kind-nodelocal deploys NodeLocal DNSCache on the kind cluster"),
+    (["--k8sdns-nodes=0"], "", "--k8sdns-nodes='0' is not valid: give all, a number of nodes of at least 1, or a "
+                               "label selector"),
+    ([], "k8sdns_nodes = zone in eu", "--k8sdns-nodes='zone in eu' is not valid"),
+    (["--k8sdns-max-qps=0"], "", "--k8sdns-max-qps='0' is not valid (a query budget must be above 0)"),
 ])
 def test_bad_values_one_line(pytester: pytest.Pytester, args: list[str], ini: str, needle: str) -> None:
     assert needle in _usage_error_line(pytester, args, ini)
@@ -87,7 +91,7 @@ def test_collects_packaged_suite_from_anywhere(pytester: pytest.Pytester) -> Non
     kc = _kubeconfig(pytester)
     result = pytester.runpytest_subprocess("--k8sdns-context=alpha", f"--k8sdns-kubeconfig={kc}", "--collect-only", "-q")
     assert result.ret == 0, result.stdout.str()
-    for module in ("test_latency", "test_loop", "test_ndots", "test_nodelocal", "test_records"):
+    for module in ("test_latency", "test_loop", "test_ndots", "test_nodelocal", "test_records", "test_replicas"):
         result.stdout.fnmatch_lines([f"*{module}.py::*"])
     result.stdout.fnmatch_lines(["*test_lookup_latency?glibc?*", "*test_lookup_latency?musl?*"])
 
