@@ -104,7 +104,7 @@ def external_names(k8sdns_run: Run, external_name: tuple[str, str | None]) -> Ca
     count = k8sdns_run.settings.external_samples
     if k8sdns_run.kind is not None:
         return lambda tag: [f"k8sdns-{k8sdns_run.run_id}-{tag}-{i}.{UPSTREAM_WILD}" for i in range(count)]
-    name = external_name[0]
+    name = k8sdns_run.settings.external_name or external_name[0]  # the template, before external_name filled it
     if "{n}" in name:
         return lambda tag: [name.replace("{n}", f"{k8sdns_run.run_id}-{tag}-{i}") for i in range(count)]
     return lambda tag: [name]
