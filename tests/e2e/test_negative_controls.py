@@ -258,16 +258,18 @@ def test_replica_silent(faulted, tmp_path: Path) -> None:
 
 # ---- the load budget, seen from CoreDNS's own counters ------------------------------------------
 
-def _requests_total(run: Run, pod_ips: list[str]) -> float:
-    """coredns_dns_requests_total summed over the CoreDNS pods, read from a node (the host has no route to pods)."""
+def _requests_total(pods: list[tuple[str, str]]) -> float | None:
+    """coredns_dns_requests_total summed over the CoreDNS pods, each read from the node it runs on (the
+    host has no route to pods); None when a reading failed (a busy node), so that no window spans it."""
     from pytest_k8sdns.evidence.stats import parse_prometheus
 
-    node = run.kind.node_containers()[0]
     total = 0.0
-    for ip in pod_ips:
-        out = subprocess.run(["docker", "exec", node, "curl", "-s", "--max-time", "2", f"http://{ip}:9153/metrics"],
-                             capture_output=True, text=True, check=True).stdout
-        total += sum(sample.value for sample in parse_prometheus(out).get("coredns_dns_requests_total", []))
+    for node, ip in pods:
+        proc = subprocess.run(["docker", "exec", node, "curl", "-s", "--max-time", "5", f"http://{ip}:9153/metrics"],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            return None
+        total += sum(sample.value for sample in parse_prometheus(proc.stdout).get("coredns_dns_requests_total", []))
     return total
 
 
@@ -285,24 +287,30 @@ def _peak_rate(samples: list[tuple[float, float]], window_s: float = 3.0) -> flo
 def _server_peak(run: Run, tmp: Path, faults: Faults, budget: float) -> float:
     import threading
 
-    ips = faults._coredns_pod_ips()
+    pods = [(p.spec.node_name, p.status.pod_ip) for p in faults._coredns_pods()]
     readings: list[tuple[float, float]] = []
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            readings.append((time.monotonic(), _requests_total(run, ips)))
+            at, total = time.monotonic(), _requests_total(pods)
+            if total is not None:
+                readings.append((at, total))
             done.wait(1.0)  # the sampling period of the counter readings
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
+        # bounds loosened: this measures the load the check sends, not the latency it sees
         checks = suite(run, tmp, "test_latency.py::test_lookup_latency",
-                       extra=("--k8sdns-samples=300", f"--k8sdns-max-qps={budget:g}"))
+                       extra=("--k8sdns-samples=300", f"--k8sdns-max-qps={budget:g}", "--k8sdns-p50-ms=60000",
+                              "--k8sdns-p99-ms=60000", "--k8sdns-max-error-rate=1", "--k8sdns-max-retry-signatures=300"))
     finally:
         done.set()
         sampler.join(timeout=30)
-    assert failed(checks) == {}
+    assert {c["outcome"] for c in checks.values()} == {"passed"}, failed(checks)
+    assert all(c["measurements"]["lookups"]["value"] == 600 for c in checks.values()), checks  # 2 nodes x 300
+    assert len(readings) >= 10, readings
     return _peak_rate(readings)
 
 
