@@ -75,3 +75,25 @@ def suite_args(run: Run) -> list[str]:
     assert run.kind is not None
     return [f"--k8sdns-context=kind-{run.kind.name}", f"--k8sdns-kubeconfig={run.kind.kubeconfig}",
             "--k8sdns-external-name=api.example.test", str(_suite_dir())]
+
+
+def suite_with_results(run: Run, *extra: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One timed session of the packaged suite by context (suite_args), writing a results file:
+    the session's timings (timed_session) and the results document."""
+    with tempfile.TemporaryDirectory(prefix="k8sdns-bench-") as tmp:
+        path = Path(tmp) / "results.json"
+        doc = timed_session([*suite_args(run), f"--k8sdns-results={path}", *extra])
+        if not path.exists():
+            raise RuntimeError(f"pytest wrote no results file (exit {doc['exit']}): {doc['summary']}")
+        return doc, json.loads(path.read_text())
+
+
+def failures(results: dict[str, Any]) -> dict[str, str]:
+    """{check name: message} of the checks that failed or errored in a results document."""
+    return {c["nodeid"].split("::", 1)[-1]: c.get("message", "") for c in results["checks"]
+            if c["outcome"] in ("failed", "error")}
+
+
+def workers(run: Run) -> list[str]:
+    """The run's nodes without a control-plane taint, by name."""
+    return sorted(n.name for n in run.nodes if not any("control-plane" in t for t in n.taints))
