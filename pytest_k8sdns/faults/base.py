@@ -94,7 +94,12 @@ class FaultBase:
                            label_selector=COREDNS_SELECTOR).items)
 
     def _coredns_pod_ips(self) -> list[str]:
-        return [p.status.pod_ip for p in self._coredns_pods() if p.status.pod_ip]
+        """The IPs of the CoreDNS pods that serve: a rollout finished, none terminating."""
+        return [p.status.pod_ip for p in self._serving_coredns_pods()]
+
+    def _serving_coredns_pods(self) -> list[Any]:
+        self.coredns_rolled_out()
+        return [p for p in self._coredns_pods() if p.status.pod_ip and p.metadata.deletion_timestamp is None]
 
     def _pod_cidr(self, node: str) -> str:
         c = self.cluster

@@ -48,7 +48,7 @@ class NodeFaults(FaultBase):
     def replica_silent(self, pod: str | None = None) -> Iterator[str]:
         """One CoreDNS pod (the first by name unless `pod` names one) stops answering on :53, UDP and
         TCP, from every client; its /ready and /health stay up, so it stays Ready. Yields its name."""
-        pods = sorted(self._coredns_pods(), key=lambda p: p.metadata.name)
+        pods = sorted(self._serving_coredns_pods(), key=lambda p: p.metadata.name)
         chosen = next((p for p in pods if p.metadata.name == pod), None) if pod else (pods[0] if pods else None)
         if chosen is None or not chosen.status.pod_ip:
             raise ClusterError(f"no CoreDNS pod {pod or ''} with an IP in kube-system to silence; pods there: "

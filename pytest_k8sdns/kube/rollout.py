@@ -24,8 +24,11 @@ def wait_deployment(cluster: Cluster, namespace: str, name: str, timeout_s: floa
 
     def rolled_out(d: Any) -> bool:
         st, want = d.status, d.spec.replicas or 0
+        # as `kubectl rollout status`: no replica of an older template left either (available_replicas
+        # counts old and new pods together, so without this an old pod can stand in for a new one)
         return bool(st.observed_generation == d.metadata.generation and (st.updated_replicas or 0) == want
-                    and (st.available_replicas or 0) == want and not st.unavailable_replicas)
+                    and (st.replicas or 0) == want and (st.available_replicas or 0) == want
+                    and not st.unavailable_replicas)
 
     def seen(d: Any) -> str:
         st = d.status

@@ -358,7 +358,9 @@ def test_upstream_slow(faulted, tmp_path: Path) -> None:
         checks = suite(run, tmp_path, "test_latency.py", "test_records.py")
     bad = failed(checks)
     fails_its_targets("upstream_slow", bad)
-    assert set(bad) == {"test_external_latency[glibc]", "test_external_latency[musl]"}, bad
+    # the server's own histogram holds the forwarded requests too (one server block serves both)
+    assert {"test_external_latency[glibc]", "test_external_latency[musl]"} <= set(bad) <= {
+        "test_external_latency[glibc]", "test_external_latency[musl]", "test_server_latency"}, bad
     for message in bad.values():
         assert "p99" in message and "search tax" in message, message
     assert failed(suite(run, tmp_path, "test_latency.py::test_external_latency")) == {}
