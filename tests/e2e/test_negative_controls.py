@@ -243,6 +243,7 @@ def test_replica_silent(faulted, tmp_path: Path) -> None:
     assert len(causes[0]["affected"]) >= 2, causes
     section = out["proc"].stdout[out["proc"].stdout.index("k8sdns root cause"):]
     assert f"replica {pod} (" in section and "  affected " in section, section[:2000]
+    print(section[:1500])
     fails_its_targets("replica_silent", bad)
     assert "test_dns_pods_ready" not in bad, bad  # Ready all along
     for proto in ("udp", "tcp"):
