@@ -68,8 +68,11 @@ def test_report_renders_in_chromium(report: Path, kind_session: dict, tmp_path: 
     assert f["summaryTop"] is not None and f["summaryTop"] < f["resultsTop"] < f["environmentTop"]
     assert f["libcs"] == ["glibc", "musl"]
     assert f["sections"][:1] == ["Lookups from inside pods, per libc"] and f["sections"][-2:] == ["Checks", "Cluster"]
+    assert "Nodes" in f["sections"] and "Replicas" in f["sections"], f["sections"]
     # the plots are images the browser decoded, with a real size
-    assert [p["alt"] for p in f["plots"]] == ["glibc latency CDF", "musl latency CDF"]
+    alts = [p["alt"] for p in f["plots"]]
+    assert alts[:2] == ["glibc latency CDF", "musl latency CDF"], alts
+    assert len(alts) == 3 and "that judge every node" in alts[2], alts  # the node x check matrix
     assert all(p["complete"] and p["width"] > 100 and p["height"] > 100 and p["src"] == "data:image/png;base64,"
                for p in f["plots"]), f["plots"]
     checks = kind_session["results"]["checks"]
