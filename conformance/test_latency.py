@@ -12,7 +12,7 @@ from pytest_k8sdns.evidence.latency import (
     shown,
 )
 from pytest_k8sdns.evidence.measure import Q
-from pytest_k8sdns.probe.fleet import QUERIES_PER_LOOKUP, paced_qps
+from pytest_k8sdns.probe.fleet import QUERIES_PER_LOOKUP, paced_qps, within_budget
 from pytest_k8sdns.probe.pods import LIBCS
 from pytest_k8sdns.verdict import stops
 from pytest_k8sdns.verdict.expect import expect
@@ -57,7 +57,7 @@ def test_retry_signature(request, probe_fleet, dns_objects, cluster_domain, k8sd
     s = k8sdns_settings
     libc, _, option = variant.partition("-")
     names = _names(cluster_domain, dns_objects.namespace)
-    interval_s = 0.05
+    interval_s = within_budget(0.05, s.burst_size * QUERIES_PER_LOOKUP, probe_fleet.budget_qps)
     rules = stops.retry_rules(s, libc)
 
     def bursts(pod):
@@ -88,7 +88,7 @@ EXTERNAL_QUERIES = 8
 
 @pytest.mark.k8sdns_check(9)
 @pytest.mark.parametrize("libc", LIBCS)
-def test_external_latency(probe_fleet, ndots2_fleet, external_names, k8sdns_settings, k8sdns_record, root_causes,
+def test_external_latency(external_names, probe_fleet, ndots2_fleet, k8sdns_settings, k8sdns_record, root_causes,
                           libc):
     """The search tax: a name outside the cluster timed from every chosen node at the pods' ndots
     (5: the search list first) and at ndots:2 (the name first). The p99 at the pods' ndots is bounded;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -69,8 +70,8 @@ def _nonnegative_int(text: str) -> int:
 
 def _budget(text: str) -> float:
     value = float(text)
-    if value <= 0:
-        raise ValueError("a query budget must be above 0")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("a query budget must be a finite number above 0")
     return value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -78,8 +79,13 @@ def probe_fleet(k8sdns_run: Run) -> Iterator[Fleet]:
     specs = [ProbeSpec(key=f"{libc}-n{i}", libc=libc, image=_image(k8sdns_run.settings, libc), node=node)
              for i, node in enumerate(chosen) for libc in LIBCS]
     started = _start(k8sdns_run, specs)
-    yield Fleet({(p.spec.node or p.node, p.libc): p for p in started.values()}, k8sdns_run.settings.max_qps)
+    yield Fleet({(p.spec.node or p.node, p.libc): p for p in started.values()}, _budget(k8sdns_run))
     probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, started)
+
+
+def _budget(run: Run) -> float:
+    """This session's share of --k8sdns-max-qps: under pytest-xdist each worker probes at once."""
+    return run.settings.max_qps / max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +97,7 @@ def ndots2_fleet(k8sdns_run: Run) -> Iterator[Fleet]:
                        dns_config={"options": [{"name": "ndots", "value": "2"}]})
              for i, node in enumerate(chosen) for libc in LIBCS]
     started = _start(k8sdns_run, specs)
-    yield Fleet({(p.spec.node or p.node, p.libc): p for p in started.values()}, k8sdns_run.settings.max_qps)
+    yield Fleet({(p.spec.node or p.node, p.libc): p for p in started.values()}, _budget(k8sdns_run))
     probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, started)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from pytest_k8sdns.dns.coredns import CoreDNSInspector
 from pytest_k8sdns.evidence.replicas import SERVICE, Cause, Matrix, Server, matrix
-from pytest_k8sdns.probe.fleet import Fleet
+from pytest_k8sdns.probe.fleet import Fleet, within_budget
 from pytest_k8sdns.probe.pods import ProbePod
 from pytest_k8sdns.probe.results import QueryResult
 from pytest_k8sdns.verdict.rootcause import OWNER
@@ -34,7 +34,9 @@ class DnsPaths:
         self._lock = threading.Lock()
 
     def servers(self) -> list[Server]:
-        replicas = [Server(p.name, p.ip, p.node, p.ready) for p in self.coredns.pods() if p.ip]
+        # Ready replicas only: a replica that is not Ready is out of the Service (test_dns_pods_ready
+        # owns it); one that is Ready must answer
+        replicas = [Server(p.name, p.ip, p.node, p.ready) for p in self.coredns.pods() if p.ip and p.ready]
         return [Server(SERVICE, self.coredns.provider.cluster_ip), *sorted(replicas, key=lambda s: s.name)]
 
     def matrix(self, proto: str) -> Matrix:
@@ -46,12 +48,13 @@ class DnsPaths:
     def _measure(self, proto: str) -> Matrix:
         servers = self.servers()
         count = QUERIES[proto]
+        interval_s = within_budget(1 / RATE, 1, self.fleet.budget_qps)
 
         def from_node(pod: ProbePod) -> dict[str, QueryResult]:
             return {s.name: pod.query(s.ip, self.name, rdtype="A", tcp=proto == "tcp", count=count,
-                                      timeout=TIMEOUT_S, interval_s=1 / RATE) for s in servers}
+                                      timeout=TIMEOUT_S, interval_s=interval_s) for s in servers}
 
-        per_node = self.fleet.each("glibc", from_node, qps_per_probe=RATE)
+        per_node = self.fleet.each("glibc", from_node, qps_per_probe=1 / interval_s)
         return matrix(proto, servers, {(node, s): r for node, by_server in per_node.items() for s, r in by_server.items()})
 
     def found(self) -> list[dict[str, str]]:

@@ -151,7 +151,6 @@ def server_latency(scrapes: Mapping[str, tuple[object, str]]) -> ServerLatency:
     return ServerLatency(_ms_of_s(p50), _ms_of_s(p99), buckets[-1][1] if buckets else 0, unreadable)
 
 
-
 @dataclasses.dataclass(frozen=True)
 class SearchTax:
     """External-name latency with the search list (the pods' ndots) and without it (ndots:2), per node."""

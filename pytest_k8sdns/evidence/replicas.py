@@ -152,6 +152,7 @@ class Matrix:
                 server = next(s for s in self.servers if s.name == c.server)
                 out.append(Cause("path", f"{c.node} -> {c.server}", f"from {c.node} to {server.label}: {c.shown()} "
                                                                      f"{self.proto.upper()} queries"))
+        out += self._service_causes(max_error_rate)
         want = self.expected_answer()
         for c in self.cells:
             if c.server != SERVICE and c.answers and want and c.answers != want:
@@ -159,6 +160,23 @@ class Matrix:
                 out.append(Cause("answer", c.server, f"{server.label} answered {sorted(c.answers)} from {c.node}; "
                                                      f"the Service answers {sorted(want)}"))
         return out
+
+    def _service_causes(self, max_error_rate: float) -> list[Cause]:
+        """The Service IP failing where every replica answers directly: the Service's own path (its
+        endpoints, or kube-proxy's rules on the node), which no replica or node cause explains."""
+        bad = [c for c in self.column(SERVICE) if c.bad(max_error_rate)
+               and not any(r.bad(max_error_rate) for r in self.row(c.node))]
+        if not bad:
+            return []
+        service = next(s for s in self.servers if s.name == SERVICE)
+        replicas = [r for c in bad for r in self.row(c.node)]
+        if len(bad) == len(self.nodes) and len(bad) > 1:
+            return [Cause("service", "the Service", f"{service.label} {_sum(bad)} {self.proto.upper()} queries from "
+                                                    f"{_count(len(bad), 'node')}, while its replicas asked directly "
+                                                    f"{_sum(replicas)}: the Service's endpoints or kube-proxy")]
+        return [Cause("service", c.node, f"{c.node}: {service.label} {_sum([c])} {self.proto.upper()} queries, while "
+                                         f"its replicas asked directly {_sum(self.row(c.node))}: kube-proxy's rules "
+                                         f"for the Service on {c.node}") for c in bad]
 
     def failing_nodes(self, max_error_rate: float) -> list[str]:
         """Nodes with a bad cell: their part of the check failed (a silent replica fails every node)."""

@@ -52,6 +52,9 @@ def schedulable(node: NodeFacts) -> str | None:
         return "NotReady"
     if node.unschedulable:
         return "cordoned (spec.unschedulable)"
+    os_name = node.labels.get("kubernetes.io/os", "linux")
+    if os_name != "linux":
+        return f"os {os_name} (the probe images are Linux)"
     for taint in node.taints:
         if taint.rpartition(":")[2] in ("NoSchedule", "NoExecute"):
             return f"taint {taint}"

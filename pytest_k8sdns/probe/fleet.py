@@ -31,6 +31,12 @@ def waves(probes: int, qps_per_probe: float, budget_qps: float) -> int:
     return max(1, min(probes, fits, MAX_PARALLEL_EXECS))
 
 
+def within_budget(interval_s: float, queries_per_interval: float, budget_qps: float) -> float:
+    """The interval between one probe's groups of queries (a burst, a direct query), stretched so
+    that one probe alone stays within the budget."""
+    return max(interval_s, queries_per_interval / budget_qps)
+
+
 def paced_qps(asked: float, queries_per_lookup: float, budget_qps: float) -> float:
     """The lookup rate of one probe: the asked rate, but never more than the whole budget
     (0, as fast as possible, becomes the budget's rate)."""
@@ -80,6 +86,23 @@ class Fleet:
         parallel = waves(len(pods), qps_per_probe, self.budget_qps)
         with self._lock:
             self.loads.append(Load(len(pods), parallel, qps_per_probe))
-        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="k8sdns-fleet") as pool:
+        pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="k8sdns-fleet")
+        results: dict[str, T] = {}
+        failure: Exception | None = None
+        try:
             futures = {node: pool.submit(fn, pod) for node, pod in pods.items()}
-            return {node: future.result() for node, future in futures.items()}
+            for node, future in futures.items():
+                try:
+                    results[node] = future.result()
+                except Exception as exc:  # noqa: BLE001 - one node's failure; the others still run
+                    failure = failure or exc
+        except BaseException:
+            # Ctrl-C or SIGTERM: the nodes still queued never start, so the run's cleanup is not held
+            # up by every wave left (those running finish their exec)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+        if failure is not None:
+            raise failure
+        return results

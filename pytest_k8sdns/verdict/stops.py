@@ -81,7 +81,7 @@ def retry_bound(s: Settings, libc: str) -> Bound[BurstRetries]:
 
 
 def stopped_early(runs: Mapping[str, LookupResult], planned: int | None) -> str:
-    """" (sampling stopped once the failure was certain: worker2 after 9 of 300 lookups)", or "" when
+    """The note ' (sampling stopped once the failure was certain: worker2 after 9 of 300 lookups)', or '' when
     every run ran in full."""
     stopped = [(node, run) for node, run in runs.items() if run.stopped == "verdict"]
     if not stopped:
@@ -96,7 +96,7 @@ LOSS_BOUNDS = ("failed lookups", "lookups at the retry signature")
 
 
 def root_cause(verdict: NodeVerdict, causes: Callable[[], Sequence[str]]) -> str:
-    """". Root cause: ..." for a verdict that saw lost queries, when the matrix placed them."""
+    """The note '. Root cause: ...' for a verdict that saw lost queries, when the matrix placed them."""
     if verdict.ok or not any(b in verdict.broken for b in LOSS_BOUNDS):
         return ""
     found = causes()

@@ -208,3 +208,11 @@ def test_a_selector_matching_nothing_is_an_error() -> None:
     with pytest.raises(ConfigError, match=r"^--k8sdns-nodes=role=dns: no node to probe .*\(2 not matched by "
                                           r"selector role=dns\)"):
         choose([node("w1"), node("w2", role="edge")], "role=dns", 0)
+
+
+def test_a_windows_node_is_not_probed() -> None:
+    from pytest_k8sdns.kube.client import NodeFacts
+    from pytest_k8sdns.kube.placement import schedulable
+
+    win = NodeFacts("win1", "", True, "", "", "", "", labels={"kubernetes.io/os": "windows"})
+    assert schedulable(win) == "os windows (the probe images are Linux)"

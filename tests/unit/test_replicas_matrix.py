@@ -86,9 +86,19 @@ def test_a_bad_replica_and_a_bad_node_are_each_named_once_and_their_cells_not_ag
     assert [(x.kind, x.where) for x in causes] == [("replica", "coredns-a"), ("node", "worker3")]
 
 
-def test_the_service_column_is_neither_a_replica_nor_a_path() -> None:
+def test_the_service_failing_where_every_replica_answers_is_the_services_own_cause() -> None:
+    # stale kube-proxy rules for the DNS ClusterIP: the replicas answer, the Service does not
     causes = grid({(n, SERVICE) for n in ("worker", "worker2", "worker3")}).causes(0.001)
-    assert causes == []
+    assert [(x.kind, x.where) for x in causes] == [("service", "the Service")]
+    assert "the Service's endpoints or kube-proxy" in causes[0].text
+    one = grid({("worker2", SERVICE)}).causes(0.001)
+    assert [(x.kind, x.where) for x in one] == [("service", "worker2")]
+    assert "kube-proxy's rules for the Service on worker2" in one[0].text
+
+
+def test_a_silent_replica_explains_the_services_losses() -> None:
+    bad = {(n, A.name) for n in ("worker", "worker2", "worker3")} | {(n, SERVICE) for n in ("worker", "worker2")}
+    assert [x.kind for x in grid(bad).causes(0.001)] == ["replica"]
 
 
 def test_one_node_and_one_replica_is_no_replica_answers_not_a_guess() -> None:

@@ -170,6 +170,16 @@ def cmd_lookup(args: dict[str, Any]) -> dict[str, Any]:
     stopped: list[str] = []
     t0 = mono()
     deadline = t0 + duration_ns if duration_ns is not None else None
+    schedule = threading.Lock()
+    next_due = [float(t0)]
+
+    def due_time() -> int:
+        # the schedule never falls behind now by more than a period: lookups held up by a lost
+        # packet's retry are not made up afterwards in a burst (the rate is a ceiling, not a debt)
+        with schedule:
+            due = max(next_due[0], mono() - period_ns)
+            next_due[0] = due + period_ns
+        return int(due)
 
     def worker(rows: list[list[int]]) -> None:
         one = run.one
@@ -181,7 +191,7 @@ def cmd_lookup(args: dict[str, Any]) -> dict[str, Any]:
                 stopped.append("count" if count is not None and i >= count else "limit")
                 return
             if period_ns:
-                due = t0 + int(i * period_ns)
+                due = due_time()
                 if deadline is not None and due >= deadline:
                     stopped.append("duration")
                     return
