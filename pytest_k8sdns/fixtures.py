@@ -194,7 +194,8 @@ def default_policy_pods(k8sdns_run: Run) -> Iterator[dict[str, ProbePod]]:
 @pytest.fixture(scope="session")
 def coredns(k8sdns_run: Run, cluster_nameserver: str) -> CoreDNSInspector:
     """Session. Read-only view of the cluster DNS provider found through the pods' nameserver."""
-    inspector: CoreDNSInspector = _guarded(CoreDNSInspector, k8sdns_run.cluster, cluster_nameserver)
+    inspector: CoreDNSInspector = _guarded(CoreDNSInspector, k8sdns_run.cluster, cluster_nameserver,
+                                           k8sdns_run.dns_restarts_at_start)
     k8sdns_run.facts["coredns"] = inspector.describe()
     return inspector
 

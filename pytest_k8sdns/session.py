@@ -56,6 +56,8 @@ class Run:
         #: what fixtures found out about lower-level causes (the node x replica matrix), read at the
         #: end for the root-cause summary: each gives [{kind, where, text, proto, owner}]
         self.findings: list[Callable[[], list[dict[str, str]]]] = []
+        #: restart counts of the k8s-app=kube-dns pods when the run started (pod name -> restarts)
+        self.dns_restarts_at_start: dict[str, int] = {}
 
     @property
     def cluster(self) -> Cluster:
@@ -138,6 +140,9 @@ class Run:
         c = self.cluster
         dns = c.call("list", "pods", "kube-system", c.core.list_namespaced_pod, "kube-system",
                      label_selector="k8s-app=kube-dns").items
+        # the DNS pods' restart counts as the run starts, before any probe pod: test_no_restarts_during_run
+        self.dns_restarts_at_start = {p.metadata.name: sum(cs.restart_count for cs in p.status.container_statuses or [])
+                                      for p in dns}
         images = sorted({ct.image for p in dns for ct in p.spec.containers})
         self.facts.setdefault("coredns", ", ".join(images) or "not found by label k8s-app=kube-dns")
         nodelocal = find_nodelocal(c)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -44,12 +45,14 @@ class DnsProvider:
 class CoreDNSInspector:
     """Read-only view of the cluster DNS provider: pods, restarts, logs, Corefile."""
 
-    def __init__(self, cluster: Cluster, nameserver: str) -> None:
+    def __init__(self, cluster: Cluster, nameserver: str, restarts_at_start: Mapping[str, int] | None = None) -> None:
         self.cluster = cluster
         self.nameserver = nameserver
         self.provider = self._find(nameserver)
-        #: restart counts when the run first looked, to tell restarts during the run
-        self.restarts_at_start = {p.name: p.restarts for p in self.pods()}
+        #: restart counts at the start of the run (the session's snapshot, given), else when this
+        #: inspector first looked: a restart after them is a restart during the run
+        seen = restarts_at_start or {}
+        self.restarts_at_start = {p.name: seen.get(p.name, p.restarts) for p in self.pods()}
 
     def _find(self, nameserver: str) -> DnsProvider:
         c = self.cluster

@@ -21,7 +21,8 @@ from pytest_k8sdns.session import Run
 SUITE = _suite_dir()
 #: small samples: a lost packet costs 5 s (glibc) or 2.5 s (musl), so fault runs stay short; 100
 #: lookups, so the p99 of a healthy run tolerates one outlier on a busy 2-core machine
-FAST = ["--k8sdns-samples=100", "--k8sdns-qps=50", "--k8sdns-bursts=4", "--k8sdns-burst-size=4"]
+FAST = ["--k8sdns-samples=100", "--k8sdns-qps=50", "--k8sdns-bursts=4", "--k8sdns-burst-size=4",
+        "--k8sdns-external-samples=30"]
 
 
 RUN_PREFIX = "neg"
@@ -231,7 +232,7 @@ def test_node_client_loss(faulted, tmp_path: Path) -> None:
     for name in ("test_every_replica_answers[udp]",):
         assert f"{node}: its clients' UDP queries" in bad[name], bad[name]
     assert "test_every_replica_answers[tcp]" not in bad, bad  # only UDP is dropped
-    assert failed(suite(run, tmp_path, *PLACED)) == {}
+    assert failed(suite(run, tmp_path, *PLACED[:3])) == {}  # the checks that place it pass again
 
 
 def test_replica_silent(faulted, tmp_path: Path) -> None:
@@ -259,7 +260,7 @@ def test_replica_silent(faulted, tmp_path: Path) -> None:
         assert not any(blame in message for blame in OWN_BLAME), (name, message)
         if not name.startswith(("test_lookup_latency", "test_retry_signature")):
             assert _named(message, pod), (name, message)  # the root cause, first
-    assert failed(suite(run, tmp_path, *PLACED)) == {}
+    assert failed(suite(run, tmp_path, *PLACED[:3])) == {}  # the checks that place it pass again
 
 
 # ---- the load budget, seen from CoreDNS's own counters ------------------------------------------
