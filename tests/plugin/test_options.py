@@ -80,7 +80,7 @@ def test_missing_kubeconfig(pytester: pytest.Pytester) -> None:
     (["--k8sdns-nodes=0"], "", "--k8sdns-nodes='0' is not valid: give all, a number of nodes of at least 1, or a "
                                "label selector"),
     ([], "k8sdns_nodes = zone in eu", "--k8sdns-nodes='zone in eu' is not valid"),
-    (["--k8sdns-max-qps=0"], "", "--k8sdns-max-qps='0' is not valid (a query budget must be above 0)"),
+    (["--k8sdns-max-qps=0"], "", "--k8sdns-max-qps='0' is not valid (a query budget must be a finite number above 0)"),
 ])
 def test_bad_values_one_line(pytester: pytest.Pytester, args: list[str], ini: str, needle: str) -> None:
     assert needle in _usage_error_line(pytester, args, ini)
