@@ -75,12 +75,17 @@ def _image(settings: Settings, libc: str) -> str:
 def probe_fleet(k8sdns_run: Run) -> Iterator[Fleet]:
     """Session. A ClusterFirst probe pod of each libc on every node the placement chose
     (--k8sdns-nodes), and a fan-out over them within --k8sdns-max-qps."""
-    chosen = k8sdns_run.placement.chosen
-    specs = [ProbeSpec(key=f"{libc}-n{i}", libc=libc, image=_image(k8sdns_run.settings, libc), node=node)
-             for i, node in enumerate(chosen) for libc in LIBCS]
-    started = _start(k8sdns_run, specs)
-    yield Fleet({(p.spec.node or p.node, p.libc): p for p in started.values()}, _budget(k8sdns_run))
-    probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, started)
+    yield from _fleet(k8sdns_run, "")
+
+
+def _fleet(run: Run, tag: str, dns_config: dict[str, Any] | None = None) -> Iterator[Fleet]:
+    """A probe pod of each libc on every chosen node, named <libc><tag>-n<i>; deleted after."""
+    specs = [ProbeSpec(key=f"{libc}{tag}-n{i}", libc=libc, image=_image(run.settings, libc), node=node,
+                       dns_config=dns_config)
+             for i, node in enumerate(run.placement.chosen) for libc in LIBCS]
+    started = _start(run, specs)
+    yield Fleet({(p.spec.node or p.node, p.libc): p for p in started.values()}, _budget(run))
+    probes.stop(run.cluster, run.namespace, started)
 
 
 def _budget(run: Run) -> float:
@@ -92,13 +97,7 @@ def _budget(run: Run) -> float:
 def ndots2_fleet(k8sdns_run: Run) -> Iterator[Fleet]:
     """Session. Like probe_fleet, with dnsConfig option ndots:2 (ClusterFirst otherwise): the same
     clients with the search tax of a name of two or more dots taken away, to measure that tax."""
-    chosen = k8sdns_run.placement.chosen
-    specs = [ProbeSpec(key=f"{libc}-ndots2-n{i}", libc=libc, image=_image(k8sdns_run.settings, libc), node=node,
-                       dns_config={"options": [{"name": "ndots", "value": "2"}]})
-             for i, node in enumerate(chosen) for libc in LIBCS]
-    started = _start(k8sdns_run, specs)
-    yield Fleet({(p.spec.node or p.node, p.libc): p for p in started.values()}, _budget(k8sdns_run))
-    probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, started)
+    yield from _fleet(k8sdns_run, "-ndots2", {"options": [{"name": "ndots", "value": "2"}]})
 
 
 @pytest.fixture(scope="session")
