@@ -47,32 +47,25 @@ class Option:
         return "k8sdns_" + self.name
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise ValueError("must not be negative")
-    return value
+def _checked(name: str, convert: Callable[[str], Any], ok: Callable[[Any], bool], why: str) -> Callable[[str], Any]:
+    """A value parser: convert, then refuse what `ok` rejects with `why`. Its name is the kind of
+    value a bad-value message asks for ("expected a positive float like 100.0")."""
+
+    def parse(text: str) -> Any:
+        value = convert(text)
+        if not ok(value):
+            raise ValueError(why)
+        return value
+
+    parse.__name__ = name
+    return parse
 
 
-def _growth(text: str) -> float:
-    value = float(text)
-    if value < 1:
-        raise ValueError("a growth ratio must be at least 1")
-    return value
-
-
-def _nonnegative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError("must not be negative")
-    return value
-
-
-def _budget(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError("a query budget must be a finite number above 0")
-    return value
+_positive_float = _checked("_positive_float", float, lambda v: v >= 0, "must not be negative")
+_growth = _checked("_growth", float, lambda v: v >= 1, "a growth ratio must be at least 1")
+_nonnegative_int = _checked("_nonnegative_int", int, lambda v: v >= 0, "must not be negative")
+_budget = _checked("_budget", float, lambda v: math.isfinite(v) and v > 0, "a query budget must be a finite number above 0")
+_positive_int = _checked("_positive_int", int, lambda v: v >= 1, "must be at least 1")
 
 
 def _nodes_spec(text: str) -> str:
@@ -80,13 +73,6 @@ def _nodes_spec(text: str) -> str:
 
     parse_nodes_spec(text)  # a bad spec is a one-line ConfigError that names the option and the forms
     return text
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError("must be at least 1")
-    return value
 
 
 #: Settings a user may keep in ini files as well as pass on the command line (the latter wins).
