@@ -155,7 +155,7 @@ class Matrix:
         out += self._service_causes(max_error_rate)
         want = self.expected_answer()
         for c in self.cells:
-            if c.server != SERVICE and c.answers and want and c.answers != want:
+            if self._differs(c, want):
                 server = next(s for s in self.servers if s.name == c.server)
                 out.append(Cause("answer", c.server, f"{server.label} answered {sorted(c.answers)} from {c.node}; "
                                                      f"the Service answers {sorted(want)}"))
@@ -180,10 +180,11 @@ class Matrix:
 
     def failing_nodes(self, max_error_rate: float) -> list[str]:
         """Nodes with a bad cell: their part of the check failed (a silent replica fails every node)."""
-        return [n for n in self.nodes if any(c.bad(max_error_rate) or self._differs(c) for c in self.row(n, False))]
-
-    def _differs(self, c: Cell) -> bool:
         want = self.expected_answer()
+        return [n for n in self.nodes if any(c.bad(max_error_rate) or self._differs(c, want) for c in self.row(n, False))]
+
+    @staticmethod
+    def _differs(c: Cell, want: frozenset[str]) -> bool:
         return bool(c.server != SERVICE and c.answers and want and c.answers != want)
 
     def measurements(self) -> list[Measurement]:
