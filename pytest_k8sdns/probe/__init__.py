@@ -11,12 +11,14 @@ from pytest_k8sdns.probe.build import (
     payload_sha256,
     probe_command,
 )
-from pytest_k8sdns.probe.jsonschemas import SCHEMAS
+from pytest_k8sdns.probe.jsonschemas import MONITOR_SCHEMAS, SCHEMAS
 from pytest_k8sdns.probe.protocol import (
     BURST_COLUMNS,
     CAPTURE_COLUMNS,
+    CLIENTS,
     COMMANDS,
     LOOKUP_COLUMNS,
+    MONITOR_COLUMNS,
     PROBE_VERSION,
 )
 from pytest_k8sdns.probe.results import (
@@ -29,6 +31,13 @@ from pytest_k8sdns.probe.results import (
     LookupResult,
     LookupRow,
     LookupTotals,
+    MonitorEnd,
+    MonitorLibcTotals,
+    MonitorLine,
+    MonitorRow,
+    MonitorSocketTotals,
+    MonitorStart,
+    MonitorTotals,
     ProbeInfo,
     ProbeResult,
     QueryReply,
@@ -43,14 +52,18 @@ from pytest_k8sdns.probe.schema import (
     parse_http,
     parse_info,
     parse_lookup,
+    parse_monitor_line,
     parse_output,
     parse_query,
 )
 
 __all__ = [
     "BURST_COLUMNS",
+    "CLIENTS",
     "COMMANDS",
     "LOOKUP_COLUMNS",
+    "MONITOR_COLUMNS",
+    "MONITOR_SCHEMAS",
     "PAYLOAD_PATH",
     "PROBE_VERSION",
     "CAPTURE_COLUMNS",
@@ -61,6 +74,13 @@ __all__ = [
     "LookupResult",
     "LookupRow",
     "LookupTotals",
+    "MonitorEnd",
+    "MonitorLibcTotals",
+    "MonitorLine",
+    "MonitorRow",
+    "MonitorSocketTotals",
+    "MonitorStart",
+    "MonitorTotals",
     "ProbeInfo",
     "ProbeResult",
     "QueryReply",
@@ -78,6 +98,7 @@ __all__ = [
     "parse_http",
     "parse_info",
     "parse_lookup",
+    "parse_monitor_line",
     "parse_output",
     "parse_query",
     "parse_capture",

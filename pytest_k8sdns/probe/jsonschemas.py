@@ -1,7 +1,8 @@
 """The JSON Schema of each probe command's output document, built from protocol.py.
 
-Lookup rows are left as plain arrays here: schema.py checks them with a loop, because there can
-be hundreds of thousands and jsonschema would take seconds per run.
+Lookup and monitor rows are left as plain arrays here: schema.py checks them with a loop, because
+there can be hundreds of thousands and jsonschema would take seconds per run. `monitor` prints
+several lines; SCHEMAS holds its last (event "end"), MONITOR_SCHEMAS each kind by its event.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ from typing import Any
 from pytest_k8sdns.probe.protocol import (
     BURST_COLUMNS,
     CAPTURE_COLUMNS,
+    CLIENTS,
     FAMILIES,
     LIBCS,
     LOOKUP_COLUMNS,
+    MAX_MONITOR_QPS,
     MAX_STOP_RULES,
+    MONITOR_COLUMNS,
+    MONITOR_STOPS,
     PARSERS,
     PROBE_VERSION,
     PROTOS,
@@ -31,6 +36,9 @@ _STR = {"type": "string"}
 _STRS = {"type": "array", "items": _STR}
 _NULL_STR = {"type": ["string", "null"]}
 _PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+_NAMES = {"type": "array", "items": _STR, "minItems": 1}
+# error_code (as text: JSON keys are strings) -> the first message seen with it
+_ERRORS = {"type": "object", "additionalProperties": _STR, "propertyNames": {"pattern": "^-?[0-9]+$"}}
 # Why a libc run ended, and which of its stop_rules argument (by index) tripped: one exactly when
 # it ended on "verdict".
 _STOP = {
@@ -52,18 +60,21 @@ def _object(properties: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[
     }
 
 
+def _line(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **_object(properties)}
+
+
 def _doc(command: str, properties: dict[str, Any]) -> dict[str, Any]:
-    base = {"command": {"const": command}, "probe_version": {"const": PROBE_VERSION}}
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **_object({**base, **properties})}
+    return _line({"command": {"const": command}, "probe_version": {"const": PROBE_VERSION}, **properties})
 
 
 _LIBC_RUN = {
-    "names": {"type": "array", "items": _STR, "minItems": 1},
+    "names": _NAMES,
     "family": {"enum": list(FAMILIES)},
     "socktype": {"enum": list(SOCKTYPES)},
     "lookups": {"type": "array"},  # integer rows, checked by schema.py (see module docstring)
     "addresses": {"type": "array", "items": {"anyOf": [{"type": "null"}, _STRS]}},
-    "errors": {"type": "object", "additionalProperties": _STR, "propertyNames": {"pattern": "^-?[0-9]+$"}},
+    "errors": _ERRORS,
     "totals": _object(
         {
             "lookups": _NONNEG,
@@ -132,6 +143,42 @@ _RECORDED_LOOKUP = _object(
         "rcodes": {"type": "array", "items": _NULL_STR},
         "late_queries": _NONNEG,
     }
+)
+
+_QPS = {"type": "number", "minimum": 0, "maximum": MAX_MONITOR_QPS}
+
+_MONITOR_START = _doc(
+    "monitor",
+    {
+        "event": {"const": "start"},
+        "t0_unix_ns": _NONNEG,
+        "columns": {"const": list(MONITOR_COLUMNS)},
+        "clients": {"const": list(CLIENTS)},
+        "names": _NAMES,
+        "server": _NULL_STR,  # the socket client's server, else resolv.conf's first nameserver
+        "source_port": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535},  # null: no socket client
+        "qps": _QPS,
+        "socket_qps": _QPS,
+        "timeout_s": {"type": "number", "exclusiveMinimum": 0},
+    },
+)
+
+_MONITOR_ROWS = _line({"event": {"const": "rows"}, "rows": {"type": "array"}})  # rows: see module docstring
+
+_MONITOR_END = _doc(
+    "monitor",
+    {
+        "event": {"const": "end"},
+        "stopped": {"enum": list(MONITOR_STOPS)},
+        "elapsed_ns": _NONNEG,
+        "totals": _object(
+            {
+                "libc": _object(dict.fromkeys(("lookups", "ok", "failed", "skipped", "unfinished"), _NONNEG)),
+                "socket": _object(dict.fromkeys(("queries", "ok", "failed", "late"), _NONNEG)),
+            }
+        ),
+        "errors": _ERRORS,
+    },
 )
 
 # One per protocol.COMMANDS entry, in its order (tests/probe checks it).
@@ -219,4 +266,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "latency_ns": _NONNEG,
         },
     ),
+    "monitor": _MONITOR_END,
 }
+
+# monitor's lines by their event, in the order it prints them (rows lines may be none or many).
+MONITOR_SCHEMAS: dict[str, dict[str, Any]] = {"start": _MONITOR_START, "rows": _MONITOR_ROWS, "end": _MONITOR_END}

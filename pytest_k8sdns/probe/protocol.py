@@ -11,18 +11,28 @@ import socket
 # Bumped whenever a document's shape changes; the host refuses documents of another version.
 # 2: query replies carry structured records (answer, authority, additional) instead of text lines.
 # 3: lookup and burst take stop_rules; their documents carry stopped (now also "verdict") and stop_rule.
-PROBE_VERSION = 3
+# 4: `monitor`, the one streaming command: NDJSON lines (start, rows..., end) until told to stop.
+PROBE_VERSION = 4
 
-COMMANDS = ("info", "lookup", "burst", "query", "capture", "http")
+COMMANDS = ("info", "lookup", "burst", "query", "capture", "http", "monitor")
 
 # Lookup rows are compact integer arrays (a run keeps up to MAX_LOOKUPS of them), named by these.
 LOOKUP_COLUMNS = ("name_index", "start_offset_ns", "latency_ns", "ok", "error_code", "n_addrs")
 BURST_COLUMNS = LOOKUP_COLUMNS + ("burst",)
 CAPTURE_COLUMNS = ("qname", "qtype", "proto")
+# Monitor rows, streamed in its "rows" lines in the order they finish; client indexes CLIENTS.
+MONITOR_COLUMNS = ("client", "name_index", "start_offset_ns", "latency_ns", "ok", "error_code")
+CLIENTS = ("libc", "socket")  # libc getaddrinfo; raw queries from one UDP socket that keeps its port
+MONITOR_EVENTS = ("start", "rows", "end")
+MONITOR_STOPS = ("stdin", "duration")  # a line or end-of-file on stdin; the duration_s safety stop
 
 # error_code values that are not getaddrinfo's EAI_* codes (those are negative, never 0).
-ERR_ENCODE = -1000  # the name cannot be encoded (IDNA/Unicode error in Python)
+ERR_ENCODE = -1000  # the name cannot be encoded (IDNA/Unicode error in Python; monitor's socket: not ASCII)
 ERR_OTHER = -1001  # any other exception raised around getaddrinfo
+# monitor's socket client only; a reply whose rcode is not NOERROR gives that rcode instead (1..15).
+ERR_TIMEOUT = -1002  # no reply within timeout_s (one arriving later is only counted, as late)
+ERR_EMPTY = -1003  # NOERROR with no answer record (ancount 0)
+ERR_SEND = -1004  # sendto raised OSError
 
 FAMILIES = {"any": socket.AF_UNSPEC, "inet": socket.AF_INET, "inet6": socket.AF_INET6}
 SOCKTYPES = {"any": 0, "stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM}
@@ -53,6 +63,8 @@ MAX_LOOKUPS = 2000000  # rows kept by `lookup`; past it the run stops with stopp
 DEFAULT_MAX_LOOKUPS = 500000
 MAX_DURATION_S = 3600.0
 MAX_THREADS = 256
+MAX_MONITOR_QPS = 1000.0  # per client
+MONITOR_DRAIN_S = 30.0  # at stop, how long monitor waits for libc lookups in flight
 MAX_CAPTURED = 20000  # queries kept by `capture`; further ones are forwarded but only counted
 MAX_PENDING_UDP = 512  # upstream UDP exchanges in flight in the forwarder
 MAX_TCP_CLIENTS = 32

@@ -276,4 +276,74 @@ class HttpResult:
     latency_ns: int
 
 
+@dataclass(frozen=True)
+class MonitorStart:
+    """`monitor`'s first line: what it runs, and when its offsets start."""
+
+    t0_unix_ns: int  # wall clock at the monotonic t0 the rows' start_offset_ns count from
+    names: tuple[str, ...]
+    server: str | None  # where the socket client sends; the pod's first nameserver when not given
+    source_port: int | None  # the socket client's one source port; None without a socket client
+    qps: float  # libc lookups started per second (0: no libc client)
+    socket_qps: float  # socket queries per second (0: no socket client)
+    timeout_s: float  # a socket query unanswered this long is a failed row (ERR_TIMEOUT)
+
+
+@dataclass(frozen=True)
+class MonitorRow:
+    """One finished libc lookup or socket query of `monitor`; rows arrive in the order they end."""
+
+    client: str  # protocol.CLIENTS: "libc" or "socket"
+    name_index: int
+    start_offset_ns: int  # from MonitorStart.t0_unix_ns (monotonic)
+    latency_ns: int
+    ok: bool
+    # 0 when ok; libc: an EAI_* code (negative), ERR_ENCODE or ERR_OTHER; socket: the rcode (1..15),
+    # ERR_TIMEOUT, ERR_EMPTY (NOERROR without answers), ERR_SEND or ERR_ENCODE
+    error_code: int
+
+    @property
+    def latency_s(self) -> float:
+        return self.latency_ns / 1e9
+
+    @property
+    def end_offset_ns(self) -> int:
+        return self.start_offset_ns + self.latency_ns
+
+
+@dataclass(frozen=True)
+class MonitorLibcTotals:
+    lookups: int  # rows: ok + failed
+    ok: int
+    failed: int
+    skipped: int  # due while max_in_flight were running, so not started
+    unfinished: int  # still running when monitor gave up waiting for them (no row)
+
+
+@dataclass(frozen=True)
+class MonitorSocketTotals:
+    queries: int  # rows: ok + failed
+    ok: int
+    failed: int
+    late: int  # replies that came after their query's timeout row
+
+
+@dataclass(frozen=True)
+class MonitorTotals:
+    libc: MonitorLibcTotals
+    socket: MonitorSocketTotals
+
+
+@dataclass(frozen=True)
+class MonitorEnd:
+    """`monitor`'s last line: why it stopped, the totals over all rows, the first text of each error."""
+
+    stopped: str  # protocol.MONITOR_STOPS: "stdin" (a line or end-of-file) or "duration"
+    elapsed_ns: int
+    totals: MonitorTotals
+    errors: Mapping[int, str]  # error_code -> first message seen, both clients
+
+
+MonitorLine = MonitorStart | list[MonitorRow] | MonitorEnd
+
 ProbeResult = ProbeInfo | LookupResult | QueryResult | CaptureResult | HttpResult

@@ -13,10 +13,12 @@ from typing import Any, TypeVar, cast
 import jsonschema
 
 from pytest_k8sdns.errors import PodError
-from pytest_k8sdns.probe.jsonschemas import SCHEMAS
+from pytest_k8sdns.probe.jsonschemas import MONITOR_SCHEMAS, SCHEMAS
 from pytest_k8sdns.probe.protocol import (
     BURST_COLUMNS,
+    CLIENTS,
     LOOKUP_COLUMNS,
+    MONITOR_COLUMNS,
 )
 from pytest_k8sdns.probe.results import (
     BurstResult,
@@ -28,6 +30,12 @@ from pytest_k8sdns.probe.results import (
     LookupResult,
     LookupRow,
     LookupTotals,
+    MonitorEnd,
+    MonitorLibcTotals,
+    MonitorRow,
+    MonitorSocketTotals,
+    MonitorStart,
+    MonitorTotals,
     ProbeInfo,
     ProbeResult,
     QueryReply,
@@ -35,6 +43,7 @@ from pytest_k8sdns.probe.results import (
 )
 
 _VALIDATORS = {name: jsonschema.Draft202012Validator(schema) for name, schema in SCHEMAS.items()}
+_MONITOR_VALIDATORS = {event: jsonschema.Draft202012Validator(schema) for event, schema in MONITOR_SCHEMAS.items()}
 
 
 def _fail(command: str, where: str, problem: str) -> PodError:
@@ -42,10 +51,8 @@ def _fail(command: str, where: str, problem: str) -> PodError:
     return PodError(f"probe {command}{place} {problem}; check that the probe payload matches this plugin version")
 
 
-def load_document(command: str, output: str | bytes, *, where: str = "") -> dict[str, Any]:
-    """Parse and validate one command's stdout; an error document from the probe raises PodError."""
-    if command not in SCHEMAS:
-        raise PodError(f"unknown probe command {command!r}; valid commands: {', '.join(SCHEMAS)}")
+def _json(command: str, output: str | bytes, where: str) -> Any:
+    """The one JSON document of `output`; an error document from the probe raises PodError."""
     text = output.decode("utf-8", "replace") if isinstance(output, bytes) else output
     try:
         doc = json.loads(text)
@@ -56,13 +63,26 @@ def load_document(command: str, output: str | bytes, *, where: str = "") -> dict
         place = f" in {where}" if where else ""
         reason = " ".join(doc["error"].split())[:500]
         raise PodError(f"probe {command}{place} failed: {reason}")
-    error = jsonschema.exceptions.best_match(_VALIDATORS[command].iter_errors(doc))
+    return doc
+
+
+def _validate(command: str, where: str, validator: jsonschema.Draft202012Validator, doc: Any) -> dict[str, Any]:
+    error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
     if error is not None:
         path = "$" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
         raise _fail(command, where, f"returned invalid output at {path}: {error.message[:200]}")
+    return cast(dict[str, Any], doc)
+
+
+def load_document(command: str, output: str | bytes, *, where: str = "") -> dict[str, Any]:
+    """Parse and validate one command's stdout; an error document from the probe raises PodError.
+    For `monitor` that is its last line (event "end"): parse_monitor_line reads each of them."""
+    if command not in SCHEMAS:
+        raise PodError(f"unknown probe command {command!r}; valid commands: {', '.join(SCHEMAS)}")
+    doc = _validate(command, where, _VALIDATORS[command], _json(command, output, where))
     if command in ("lookup", "burst"):
         _check_rows(command, where, doc)
-    return cast(dict[str, Any], doc)
+    return doc
 
 
 def _check_rows(command: str, where: str, doc: Mapping[str, Any]) -> None:
@@ -80,6 +100,61 @@ def _check_rows(command: str, where: str, doc: Mapping[str, Any]) -> None:
             raise _fail(command, where, f"returned an invalid row at $.lookups[{i}]: {str(row)[:120]}")
     if len(doc["addresses"]) != n_names:
         raise _fail(command, where, f"returned {len(doc['addresses'])} address lists for {n_names} names")
+
+
+def _monitor_rows(where: str, rows: list[Any], n_names: int | None) -> list[MonitorRow]:
+    out = []
+    for i, row in enumerate(rows):
+        if (
+            type(row) is not list
+            or len(row) != len(MONITOR_COLUMNS)
+            or not all(type(v) is int for v in row)
+            or not 0 <= row[0] < len(CLIENTS)
+            or row[1] < 0
+            or (n_names is not None and row[1] >= n_names)
+            or row[2] < 0
+            or row[3] < 0
+            or row[4] not in (0, 1)
+            or (row[4] == 1) != (row[5] == 0)  # ok exactly when there is no error code
+        ):
+            raise _fail("monitor", where, f"returned an invalid row at $.rows[{i}]: {str(row)[:120]}")
+        out.append(MonitorRow(CLIENTS[row[0]], row[1], row[2], row[3], row[4] == 1, row[5]))
+    return out
+
+
+def parse_monitor_line(
+    line: str | bytes, where: str = "", *, start: MonitorStart | None = None
+) -> MonitorStart | list[MonitorRow] | MonitorEnd:
+    """One line of `monitor`'s output: its start, a batch of rows, or its end. An error document
+    (bad arguments, or a failure after the start) raises PodError as the other parsers do. Given
+    the run's `start`, rows are also checked to name one of its names."""
+    doc = _json("monitor", line, where)
+    event = doc.get("event") if isinstance(doc, dict) else None
+    if not isinstance(event, str) or event not in MONITOR_SCHEMAS:
+        raise _fail("monitor", where, f"printed a line that is no monitor event: {str(line).strip()[:120]!r}")
+    doc = _validate("monitor", where, _MONITOR_VALIDATORS[event], doc)
+    if event == "rows":
+        return _monitor_rows(where, doc["rows"], len(start.names) if start is not None else None)
+    if event == "start":
+        return MonitorStart(
+            t0_unix_ns=doc["t0_unix_ns"],
+            names=tuple(doc["names"]),
+            server=doc["server"],
+            source_port=doc["source_port"],
+            qps=float(doc["qps"]),
+            socket_qps=float(doc["socket_qps"]),
+            timeout_s=float(doc["timeout_s"]),
+        )
+    totals = doc["totals"]
+    return MonitorEnd(
+        stopped=doc["stopped"],
+        elapsed_ns=doc["elapsed_ns"],
+        totals=MonitorTotals(
+            MonitorLibcTotals(**{k: totals["libc"][k] for k in MonitorLibcTotals.__dataclass_fields__}),
+            MonitorSocketTotals(**{k: totals["socket"][k] for k in MonitorSocketTotals.__dataclass_fields__}),
+        ),
+        errors={int(code): text for code, text in doc["errors"].items()},
+    )
 
 
 def _lookup_result(doc: Mapping[str, Any]) -> LookupResult:
@@ -137,7 +212,10 @@ def _captured_lookup(d: Mapping[str, Any]) -> CapturedLookup:
 
 
 def parse_output(command: str, output: str | bytes, *, where: str = "") -> ProbeResult:
-    """Validate one command's stdout and return its dataclass. `where` names the pod in errors."""
+    """Validate one command's stdout and return its dataclass. `where` names the pod in errors.
+    Not for `monitor`, whose output is lines: parse_monitor_line."""
+    if command == "monitor":
+        raise PodError("probe monitor prints one JSON line per event; read each with parse_monitor_line")
     doc = load_document(command, output, where=where)
     if command == "info":
         return ProbeInfo(**{k: doc[k] for k in ProbeInfo.__dataclass_fields__})
@@ -205,5 +283,5 @@ def parse_http(output: str | bytes, *, where: str = "") -> HttpResult:
     return _typed("http", output, where, HttpResult)
 
 
-__all__ = ["load_document", "parse_burst", "parse_capture", "parse_http", "parse_info", "parse_lookup", "parse_output",
-           "parse_query"]
+__all__ = ["load_document", "parse_burst", "parse_capture", "parse_http", "parse_info", "parse_lookup",
+           "parse_monitor_line", "parse_output", "parse_query"]

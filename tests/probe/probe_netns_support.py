@@ -13,6 +13,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -240,6 +241,19 @@ class ProbeRunner:
         self.calls.append(argv)
         return run(self.netns.argv(argv), timeout=timeout)
 
+    def popen(
+        self, command: str, args: Mapping[str, Any] | None = None, *, resolv_conf: str | None = None,
+        python: str | None = None,
+    ) -> subprocess.Popen[str]:
+        """The payload started with stdin and stdout as pipes, as a streaming exec runs `monitor`;
+        the caller ends it (and must not change the resolv.conf while it runs)."""
+        self.netns.set_resolv_conf(resolv_conf if resolv_conf is not None else pod_resolv_conf())
+        argv = probe_command(command, args, path=str(self.zipapp))
+        argv[0] = python or self.python
+        self.calls.append(argv)
+        return subprocess.Popen(self.netns.argv(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, bufsize=1)
+
     def run(self, command: str, args: Mapping[str, Any] | None = None, **kw: Any) -> ProbeResult:
         __tracebackhide__ = True
         proc = self.raw(command, args, **kw)
@@ -271,6 +285,66 @@ def silent_nameserver(netns: Netns, ip: str = SILENT_IP) -> Iterator[str]:
             line = proc.stdout.readline()  # "ready" once bound; empty if it died
             assert line.strip() == "ready", f"silent nameserver on {ip}:53 did not start (exit {proc.poll()})"
             yield ip
+        finally:
+            proc.terminate()
+            proc.wait(5)
+
+
+ANSWERING_IP = "127.0.53.2"  # a nameserver that answers every query with one A record (answering_nameserver)
+ANSWER_A = "192.0.2.53"
+
+_ANSWERING_SERVER = """\
+import socket, sys, threading, time
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind((sys.argv[1], 53))
+delay = float(sys.argv[2])
+answer = bytes(int(part) for part in sys.argv[3].split("."))
+
+def reply(data, source):
+    if delay:
+        time.sleep(delay)
+    end = 12
+    while data[end]:
+        end += data[end] + 1
+    end += 5  # the root label, qtype, qclass
+    header = data[:2] + b"\\x81\\x80" + b"\\x00\\x01\\x00\\x01\\x00\\x00\\x00\\x00"  # QR RD RA, NOERROR, 1 answer
+    record = b"\\xc0\\x0c\\x00\\x01\\x00\\x01\\x00\\x00\\x00\\x05\\x00\\x04" + answer  # the qname, A IN, TTL 5
+    sock.sendto(header + data[12:end] + record, source)
+
+print("ready", flush=True)
+while True:
+    data, source = sock.recvfrom(4096)
+    print(source[1], flush=True)
+    threading.Thread(target=reply, args=(data, source), daemon=True).start()
+"""
+
+
+@dataclass
+class AnsweringNameserver:
+    ip: str
+    ports: list[int]  # the source port of each query received, in order
+
+
+@contextlib.contextmanager
+def answering_nameserver(netns: Netns, ip: str = ANSWERING_IP, delay_s: float = 0.0) -> Iterator[AnsweringNameserver]:
+    """A UDP nameserver on ip:53 in the namespace that answers every query NOERROR with one A record
+    (ANSWER_A) after delay_s, and records the source port each query came from."""
+    argv = netns.argv([sys.executable, "-I", "-c", _ANSWERING_SERVER, ip, str(delay_s), ANSWER_A])
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line.strip() == "ready", f"answering nameserver on {ip}:53 did not start (exit {proc.poll()})"
+            server = AnsweringNameserver(ip, [])
+            out = proc.stdout
+
+            def record() -> None:
+                for port in out:
+                    server.ports.append(int(port))
+
+            reader = threading.Thread(target=record, daemon=True)
+            reader.start()
+            yield server
         finally:
             proc.terminate()
             proc.wait(5)

@@ -109,6 +109,9 @@ def test_one_handler_and_one_schema_per_protocol_command() -> None:
 
     assert COMMANDS is protocol.COMMANDS
     assert tuple(HANDLERS) == tuple(SCHEMAS) == protocol.COMMANDS
+    from pytest_k8sdns.probe import MONITOR_SCHEMAS
+
+    assert tuple(MONITOR_SCHEMAS) == protocol.MONITOR_EVENTS and MONITOR_SCHEMAS["end"] is SCHEMAS["monitor"]
 
 
 def test_zipapp_runs_isolated_from_site_packages(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """Dispatch `<command> ['<json args>']` to its module; print exactly one JSON document.
 
-On failure the document is {"command", "probe_version", "error"} and the exit code 2, with the
-traceback on stderr. The probe reads no file but /etc/resolv.conf, and sends DNS traffic only to
-the servers named in its arguments and through the libc's own resolver.
+`monitor` alone streams: its start and rows lines come first, and the document printed here is
+its last line (event "end"). On failure the document is {"command", "probe_version", "error"}
+and the exit code 2, with the traceback on stderr. The probe reads no file but /etc/resolv.conf,
+and sends DNS traffic only to the servers named in its arguments (monitor's socket client: by
+default the first nameserver there) and through the libc's own resolver.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol import PROBE_VERSION
 from .capture import cmd_capture
-from .common import ArgError
+from .common import ArgError, emit
 from .http import cmd_http
 from .info import cmd_info
 from .lookup import cmd_burst, cmd_lookup
+from .monitor import cmd_monitor
 from .query import cmd_query
 
 if TYPE_CHECKING:  # an alias only for annotations: subscripted builtins are not evaluated on Python 3.8 then
@@ -33,13 +36,8 @@ HANDLERS: dict[str, Command] = {
     "query": cmd_query,
     "capture": cmd_capture,
     "http": cmd_http,
+    "monitor": cmd_monitor,
 }
-
-
-def emit(doc: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(doc, separators=(",", ":"), allow_nan=False))
-    sys.stdout.write("\n")
-    sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,10 @@
-"""What every probe command shares: argument checking, the one file it reads, dnspython, the clock."""
+"""What every probe command shares: argument checking, the one file it reads, dnspython, the clock,
+and the writing of its JSON lines."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import sys
 import time
 from collections.abc import Collection, Mapping
@@ -64,6 +66,13 @@ def ip_arg(args: dict[str, Any], key: str, default: str | None = None, required:
         except ValueError:
             raise ArgError(f"argument {key!r}={value!r} is not an IP address") from None
     return value
+
+
+def emit(doc: dict[str, Any]) -> None:
+    """Write one JSON document as one line and flush it: the host may be reading as it comes."""
+    sys.stdout.write(json.dumps(doc, separators=(",", ":"), allow_nan=False))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
 
 
 def key_of(table: Mapping[str, int], value: int) -> str:
