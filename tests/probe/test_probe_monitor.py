@@ -35,6 +35,7 @@ from pytest_k8sdns.probe import (
     parse_output,
 )
 from pytest_k8sdns.probe.payload import monitor as payload_monitor
+from pytest_k8sdns.probe.payload import udpsocket
 from pytest_k8sdns.probe.protocol import ERR_EMPTY, ERR_TIMEOUT
 
 OK_NAME = "kubernetes.default.svc.cluster.local."
@@ -480,13 +481,13 @@ def test_parse_output_points_monitor_at_its_line_parser() -> None:
 @pytest.mark.parametrize(("name", "qtype"), [(OK_NAME, "A"), ("api.example.test", "AAAA"), (".", "A")])
 def test_socket_question_is_dnspythons(name: str, qtype: str) -> None:
     wire = dns.message.make_query(name if name.endswith(".") else name + ".", qtype, use_edns=False).to_wire()
-    assert payload_monitor.question(name, payload_monitor.QTYPES[qtype]) == wire[12:]
+    assert udpsocket.question(name, udpsocket.QTYPES[qtype]) == wire[12:]
 
 
 @pytest.mark.parametrize("name", ["a..b.", "x" * 64 + ".test.", "ünï.test."])
 def test_socket_question_refuses_what_it_cannot_encode(name: str) -> None:
     with pytest.raises((ValueError, UnicodeError)):
-        payload_monitor.question(name, 1)
+        udpsocket.question(name, 1)
 
 
 def test_first_nameserver_is_the_first_address() -> None:
