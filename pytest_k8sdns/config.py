@@ -108,6 +108,20 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_p99_growth", _growth, 1.5, "upgrade gate: largest p99 growth against --k8sdns-baseline (1.5 = +50 percent)"),
     Option("p99_floor_ms", _positive_float, 5.0, "upgrade gate: a p99 below this counts as this in the growth ratio, ms",
            unit="ms"),
+    Option("during", str, "", "a shell command that makes a change (an upgrade, a rollout); the monitor probes DNS "
+           "from every chosen node while it runs (check 16)"),
+    Option("during_timeout_s", _positive_float, 1800.0, "longest a --k8sdns-during command may run", unit="s"),
+    Option("settle_s", _positive_float, 10.0, "how long the monitor keeps watching after a change ended", unit="s"),
+    Option("monitor_qps", _positive_float, 10.0, "libc lookups per second of each monitor stream (node and libc), "
+           "lowered to fit --k8sdns-max-qps", unit="1/s"),
+    Option("change_max_failed", _nonnegative_int, 0, "failed lookups allowed during a change, all streams together",
+           threshold=True),
+    Option("change_max_gap_s", _positive_float, 5.0, "longest run of failed lookups of one stream during a change",
+           unit="s", threshold=True),
+    Option("change_p99_ms", _positive_float, 1000.0, "bound on the p99 libc lookup latency during a change", unit="ms",
+           threshold=True),
+    Option("socket_recovery_s", _positive_float, 5.0, "longest a long-lived UDP socket (fixed source port) may fail "
+           "during a change", unit="s", threshold=True),
 )
 _BY_NAME = {opt.name: opt for opt in OPTIONS}
 
@@ -156,6 +170,16 @@ class Settings:
     baseline: str | None = None
     max_p99_growth: float = default("max_p99_growth")
     p99_floor_ms: float = default("p99_floor_ms")
+    #: change the cluster while the monitor watches: the built-in scenarios (check 16)
+    disruptive: bool = False
+    during: str = default("during")
+    during_timeout_s: float = default("during_timeout_s")
+    settle_s: float = default("settle_s")
+    monitor_qps: float = default("monitor_qps")
+    change_max_failed: int = default("change_max_failed")
+    change_max_gap_s: float = default("change_max_gap_s")
+    change_p99_ms: float = default("change_p99_ms")
+    socket_recovery_s: float = default("socket_recovery_s")
 
     @property
     def active(self) -> bool:

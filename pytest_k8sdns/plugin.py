@@ -21,7 +21,7 @@ from pytest_k8sdns.session import Run
 from pytest_k8sdns.verdict import certification, rootcause
 from pytest_k8sdns.verdict.gate import Gate
 
-pytest_plugins = ["pytest_k8sdns.fixtures"]
+pytest_plugins = ["pytest_k8sdns.fixtures", "pytest_k8sdns.monitor.fixtures"]
 
 
 
@@ -46,6 +46,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="deploy NodeLocal DNSCache (fixtures/nodelocaldns.yaml) on the kind cluster before the run")
     group.addoption("--k8sdns-require-nodelocal", action="store_true", default=None,
                     help="fail, not skip, when no NodeLocal DNSCache is deployed")
+    group.addoption("--k8sdns-disruptive", action="store_true", default=None,
+                    help="check 16 also runs the built-in changes (CoreDNS rollout restart, a CoreDNS pod deleted, "
+                         "a NodeLocal rollout) on the cluster under test; without it the plugin changes no cluster "
+                         "it did not create")
     group.addoption("--k8sdns-namespace", metavar="NAME",
                     help="run in this existing namespace instead of making k8sdns-<run id> (least privilege: fixtures/rbac.yaml)")
     group.addoption("--k8sdns-results", metavar="FILE", help="write every measurement and outcome as JSON")
@@ -82,7 +86,9 @@ def pytest_configure(config: pytest.Config) -> None:
         if problem:
             raise pytest.UsageError(problem)
         certification.certification_defaults(config)
-        config.pluginmanager.register(certification.Certification(lambda: _facts(config)), "k8sdns-certification")
+        config.pluginmanager.register(
+            certification.Certification(lambda: _facts(config), change_asked=bool(settings.during or settings.disruptive)),
+            "k8sdns-certification")
     results = Results()
     config.stash[RESULTS_KEY] = results
     config.pluginmanager.register(results, "k8sdns-results")

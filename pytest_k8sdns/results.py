@@ -40,6 +40,8 @@ class Results:
         self.series: dict[str, dict[str, dict[str, Any]]] = {}
         self.tables: dict[str, list[tuple[str, list[str], list[list[Any]]]]] = {}
         self.plots: dict[str, list[tuple[str, bytes]]] = {}
+        #: a change's timeline per check (check 16 and gates with the k8sdns_monitor fixture)
+        self.timelines: dict[str, dict[str, Any]] = {}
         self.outcomes: dict[str, dict[str, Any]] = {}
         self.meta: dict[str, dict[str, Any]] = {}
         self.facts: dict[str, Any] = {}
@@ -64,6 +66,9 @@ class Results:
 
     def table(self, nodeid: str, title: str, header: list[str], rows: list[list[Any]]) -> None:
         self.tables.setdefault(nodeid, []).append((title, header, rows))
+
+    def timeline(self, nodeid: str, doc: dict[str, Any]) -> None:
+        self.timelines[nodeid] = doc
 
     def plot(self, nodeid: str, title: str, png: bytes) -> None:
         self.plots.setdefault(nodeid, []).append((title, png))
@@ -102,7 +107,7 @@ class Results:
     def document(self, settings: dict[str, Any]) -> dict[str, Any]:
         checks = []
         summary = {k: 0 for k in OUTCOMES}
-        for nodeid in sorted(set(self.outcomes) | set(self.measurements)):
+        for nodeid in sorted(set(self.outcomes) | set(self.measurements) | set(self.timelines)):
             outcome = self.outcomes.get(nodeid, {"outcome": "unknown"})
             summary[outcome["outcome"]] = summary.get(outcome["outcome"], 0) + 1
             meta = self.meta.get(nodeid, {})
@@ -113,6 +118,7 @@ class Results:
                 **outcome,
                 "measurements": self.measurements.get(nodeid, {}),
                 "series": self.series.get(nodeid, {}),
+                **({"timeline": self.timelines[nodeid]} if nodeid in self.timelines else {}),
             })
         return {
             "schema_version": SCHEMA_VERSION,

@@ -24,6 +24,10 @@ def refuse_what_workers_cannot_share(config: pytest.Config, settings: Settings) 
         raise pytest.UsageError(
             "--k8sdns-kind makes one cluster per pytest session and xdist runs a session per worker; make the "
             "cluster once (python -m pytest_k8sdns.devcluster up) and pass its --k8sdns-context, or use -n 0")
+    if settings.during or settings.disruptive:
+        raise pytest.UsageError(
+            "--k8sdns-during and --k8sdns-disruptive change the cluster while checks run, and under xdist other "
+            "workers' checks would measure the change too; use -n 0")
     if settings.namespace:
         raise pytest.UsageError(
             f"--k8sdns-namespace={settings.namespace} holds one run at a time and xdist runs one per worker; use -n 0, "
@@ -33,7 +37,7 @@ def refuse_what_workers_cannot_share(config: pytest.Config, settings: Settings) 
 class XdistEvidence:
     """Carries what each check recorded from an xdist worker to the controller, which writes the files."""
 
-    STORES = ("measurements", "series")
+    STORES = ("measurements", "series", "timelines")
 
     def __init__(self, results: Results, *, worker: bool) -> None:
         self.results = results

@@ -51,6 +51,12 @@ class Q:
     NODELOCAL_NEW_SERVICE_VISIBLE = "nodelocal.new_service_visible"
     NODELOCAL_NEW_SERVICE_LAST_MISS = "nodelocal.new_service_last_miss"
     NODELOCAL_NEGATIVE_TTL = "nodelocal.negative_ttl"
+    CHANGE_LOOKUPS = "change.lookups"  # libc lookups that started during a change (entity: change, node)
+    CHANGE_FAILED = "change.failed"
+    CHANGE_GAP = "change.longest_gap"  # the longest run of failures of one stream, s
+    CHANGE_P99 = "change.latency.p99"
+    CHANGE_SOCKET_RECOVERY = "change.socket_recovery"  # the long-lived UDP socket's longest run of failures, s
+    CHANGE_SECONDS = "change.seconds"  # how long the change itself ran
 
 
 #: The upgrade gate's rules, by quantity: a p99 that may grow only by --k8sdns-max-p99-growth, and

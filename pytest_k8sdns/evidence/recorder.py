@@ -38,5 +38,9 @@ class Recorder:
     def table(self, title: str, header: list[str], rows: list[list[Any]]) -> None:
         self._results.table(self._nodeid, title, header, rows)
 
+    def timeline(self, doc: dict[str, Any]) -> None:
+        """A change's raw timeline (monitor.timeline.document plus the change): in the results file."""
+        self._results.timeline(self._nodeid, doc)
+
     def plot(self, title: str, png: bytes) -> None:
         self._results.plot(self._nodeid, title, png)

@@ -29,6 +29,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "nodelocal_silent_on": ("test_answers_on_every_node", "test_health_and_setup_errors", "test_caches"),
     "nodelocal_absent_from": ("test_daemonset_on_every_node",),
     "nodelocal_long_denial_ttl": ("test_new_service_visible_within_denial_ttl",),
+    "coredns_without_lameduck": ("test_dns_during_change",),
 }
 
 #: Faults that are a run's input, not a change to the cluster: how to give them.

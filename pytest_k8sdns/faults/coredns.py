@@ -124,6 +124,23 @@ class CoreDNSFaults(FaultBase):
             yield
 
     @contextlib.contextmanager
+    def coredns_without_lameduck(self, grace_s: int = 1) -> Iterator[None]:
+        """CoreDNS's health plugin without `lameduck` and a termination grace period of `grace_s`: a
+        pod told to stop exits at once, while kube-proxy still sends it queries until the endpoint
+        change reaches every node (the rollout drop of kubernetes/kubernetes#129617). The pods run it
+        once the block starts; a change (a rollout restart) shows it."""
+        drop = editing("coredns_without_lameduck", self.coredns_config,
+                       lambda text: corefile.remove_option(text, "health", "lameduck"))
+        grace = {"/spec/template/spec/terminationGracePeriodSeconds": grace_s}
+        # the Corefile first and unsettled: the grace patch's rollout starts pods that read both
+        try:
+            with edited(self.coredns_config, COREFILE, drop, settle=lambda: None), \
+                    patched(self.coredns, grace, settle=self.coredns_rolled_out):
+                yield
+        finally:
+            self.restart_coredns()  # pods that read the restored Corefile, not the reload plugin's later pick-up
+
+    @contextlib.contextmanager
     def coredns_cpu_starved(self, millicores: int = 1) -> Iterator[None]:
         """CoreDNS runs under a CPU limit of `millicores` (CFS throttling, a common field failure):
         answers wait for CPU, so the server's own request-duration p99 grows (253 ms measured with

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_k8sdns.evidence.measure import Q
+from pytest_k8sdns.monitor.timeline import from_document
 from pytest_k8sdns.report import summary
 from pytest_k8sdns.report.plots import cdf_png, png_img
+from pytest_k8sdns.report.timeline import timeline_png
 from pytest_k8sdns.results import Results
 
 if TYPE_CHECKING:
@@ -49,7 +51,12 @@ class HtmlExtras:
             extras.append(pytest_html.extras.html(html_table("measurements", ["name", "value", "unit"], rows)))
         for title, header, rows in self.results.tables.get(item.nodeid, []):
             extras.append(pytest_html.extras.html(html_table(title, header, rows)))
-        for title, png in [*self.results.plots.get(item.nodeid, []), *series_plots(self.results.series.get(item.nodeid, {}))]:
+        plots = [*self.results.plots.get(item.nodeid, []), *series_plots(self.results.series.get(item.nodeid, {}))]
+        change = self.results.timelines.get(item.nodeid)
+        if change is not None:
+            name = change["change"]["name"]
+            plots.insert(0, (f"lookups during {name}", timeline_png(from_document(change), f"DNS during {name}")))
+        for title, png in plots:
             # inline, not extras.png: pytest-html writes those to assets/ unless --self-contained-html
             extras.append(pytest_html.extras.html(f"<div class='k8sdns'><b>{html.escape(title)}</b><br/>"
                                                   f"{png_img(png, title)}</div>"))

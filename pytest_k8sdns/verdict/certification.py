@@ -13,6 +13,9 @@ from pytest_k8sdns.config import CERTIFICATION_HTML
 
 #: NodeLocal DNSCache is check 14; certification lets its checks skip only where none is deployed
 NODELOCAL_CHECK = 14
+#: DNS during a change is check 16; it skips when no change was asked for (--k8sdns-during,
+#: --k8sdns-disruptive), and its NodeLocal rollout where none is deployed
+CHANGE_CHECK = 16
 
 
 def certification_usage_problem(config: pytest.Config, suite: Path) -> str | None:
@@ -41,10 +44,12 @@ def certification_defaults(config: pytest.Config) -> None:
 
 class Certification:
     """Registered under --k8sdns-profile=certification: a skip becomes a failure, except the
-    NodeLocal checks on a cluster without NodeLocal DNSCache (required when present)."""
+    NodeLocal checks on a cluster without NodeLocal DNSCache (required when present), and check 16
+    when no change was asked for."""
 
-    def __init__(self, facts: Any) -> None:
+    def __init__(self, facts: Any, change_asked: bool = False) -> None:
         self._facts = facts  # callable returning the run's facts, or None before the run started
+        self._change_asked = change_asked
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
@@ -53,7 +58,13 @@ class Certification:
             return report
         marker = item.get_closest_marker("k8sdns_check")
         facts = self._facts() or {}
-        if marker and marker.args and marker.args[0] == NODELOCAL_CHECK and facts.get("nodelocal") == "absent":
+        number = marker.args[0] if marker and marker.args else None
+        no_nodelocal = facts.get("nodelocal") == "absent"
+        if number == NODELOCAL_CHECK and no_nodelocal:
+            return report
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if number == CHANGE_CHECK and (not self._change_asked or (no_nodelocal and params.get("k8sdns_change") ==
+                                                                  "nodelocal-rollout")):
             return report
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         reason = reason.removeprefix("Skipped: ")

@@ -18,6 +18,8 @@ PACKAGE = Path(pytest_k8sdns.__file__).parent
 #: Modules that only act on kind clusters the plugin created (they refuse any other cluster), and
 #: the rollout waits only those modules and the preparation of kind clusters use.
 CREATED_ONLY_MODULES = ("kube/kind.py", "kube/rollout.py", "dns/nodelocal_deploy.py", "faults/")
+#: The built-in changes of --k8sdns-disruptive, whose rights fixtures/rbac-disruptive.yaml grants.
+DISRUPTIVE_MODULES = ("monitor/scenarios.py",)
 #: Calls outside those modules that only run on created clusters (preparing kind), or that are
 #: optional and fall back when refused.
 CREATED_ONLY_CALLS = {("get", "deployments"), ("list", "services", "cluster-wide (optional fallback)")}
@@ -33,7 +35,7 @@ def _granted() -> set[tuple[str, str]]:
 def test_every_call_the_suite_makes_is_granted() -> None:
     used: dict[tuple[str, str], list[str]] = {}
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path.relative_to(PACKAGE).as_posix().startswith(CREATED_ONLY_MODULES):
+        if path.relative_to(PACKAGE).as_posix().startswith(CREATED_ONLY_MODULES + DISRUPTIVE_MODULES):
             continue
         for verb, resource, namespace in CALL.findall(path.read_text()):
             key = (verb, resource) if namespace.strip() != "None" or (verb, resource) != ("list", "services") \
@@ -42,6 +44,18 @@ def test_every_call_the_suite_makes_is_granted() -> None:
     assert ("create", "pods/exec") in used and ("get", "pods/log") in used  # the pattern finds multi-line calls
     missing = {k: v for k, v in used.items() if k not in _granted() and k not in CREATED_ONLY_CALLS}
     assert not missing, f"API calls not granted by fixtures/rbac.yaml: {missing}"
+
+
+def test_the_disruptive_scenarios_calls_are_granted_by_rbac_disruptive() -> None:
+    import yaml
+
+    granted = {(verb, resource) for doc in yaml.safe_load_all((PACKAGE.parent / "fixtures" / "rbac-disruptive.yaml")
+                                                             .read_text()) if doc and doc["kind"] == "Role"
+               for rule in doc["rules"] for verb in rule["verbs"] for resource in rule["resources"]}
+    used = {(verb, resource) for module in DISRUPTIVE_MODULES
+            for verb, resource, _ in CALL.findall((PACKAGE / module).read_text())}
+    assert ("patch", "deployments") not in used  # patches go through kube.patch.Target
+    assert used and used <= granted, used - granted
 
 
 def test_every_watch_the_suite_makes_is_granted() -> None:

@@ -1,0 +1,254 @@
+"""The disruption monitor: every chosen probe pod streams lookups (its libc's resolver, and in the
+glibc pod also a long-lived UDP socket) while a change runs; stopping it gives a Timeline.
+
+The monitor is asyncio at heart: one task per probe stream (each reads its exec in a thread of
+the monitor's own pool, as the Kubernetes client's websocket is blocking), the change's command
+as an asyncio subprocess, timers for warm-up and settling. Sync code uses it as `with Monitor(...)`,
+which runs the loop in a background thread; async code uses `async with`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pytest_k8sdns.errors import K8sDnsError, WaitTimeout
+from pytest_k8sdns.kube.stream import ExecStream
+from pytest_k8sdns.monitor.timeline import Mark, Sample, Stream, Timeline
+from pytest_k8sdns.probe import build, schema
+from pytest_k8sdns.probe.pods import ProbePod
+from pytest_k8sdns.probe.results import MonitorEnd, MonitorStart
+from pytest_k8sdns.verdict.disruption import (
+    ChangeBounds,
+    ChangeOutcome,
+    ChangeVerdict,
+    judge,
+)
+
+#: How long one read of a stream waits for lines before the task looks again.
+PUMP_S = 0.5
+#: How long a stream may take to end after it was told to stop: the probe waits up to 30 s for
+#: libc lookups still in flight (glibc's 5 s timeouts, retried per server).
+STOP_GRACE_S = 45.0
+
+
+class ProbeStream:
+    """One probe pod's `monitor` command: its lines read as they come (blocking; one thread)."""
+
+    def __init__(self, pod: ProbePod, args: dict[str, Any]) -> None:
+        self.pod = pod
+        self.args = args
+        self.start: MonitorStart | None = None
+        self.end: MonitorEnd | None = None
+        self.samples: list[Sample] = []
+        self.error = ""  # why the stream ended without its end document
+        self._exec: ExecStream | None = None
+        self.streams = {client: Stream(pod.node, pod.libc, client) for client in ("libc", "socket")}
+
+    @property
+    def label(self) -> str:
+        return f"{self.pod.node}/{self.pod.libc}"
+
+    def open(self) -> None:
+        self._exec = ExecStream(self.pod.cluster, self.pod.namespace, self.pod.name,
+                                build.probe_command("monitor", self.args))
+
+    def pump(self, timeout_s: float) -> bool:
+        """Read what arrived; False once the stream has ended (its end document, or the exec closed)."""
+        assert self._exec is not None, "open() first"
+        for line in self._exec.lines(timeout_s):
+            parsed = schema.parse_monitor_line(line, where=self.pod.where)
+            if isinstance(parsed, MonitorStart):
+                self.start = parsed
+            elif isinstance(parsed, MonitorEnd):
+                self.end = parsed
+            elif self.start is not None:
+                t0 = self.start.t0_unix_ns
+                self.samples.extend(Sample(self.streams[r.client], t0 + r.start_offset_ns, r.latency_ns, r.ok,
+                                           r.error_code) for r in parsed)
+        if self.end is not None:
+            return False
+        if not self._exec.running:
+            result = self._exec.close()
+            tail = " | ".join(result.stderr.strip().splitlines()[-2:]) or "no stderr"
+            self.error = f"the probe's stream in {self.pod.where} ended without its summary (exit {result.exit_code}: {tail})"
+            return False
+        return True
+
+    def ok_seen(self, client: str) -> bool:
+        return any(s.ok and s.stream.client == client for s in self.samples)
+
+    def stop(self) -> None:
+        if self._exec is not None:
+            self._exec.send("stop\n")
+
+    def close(self) -> None:
+        if self._exec is not None:
+            self._exec.close()
+
+
+class Monitor:
+    """Probe streams on the given pods, started together, warm before it returns from start()."""
+
+    def __init__(self, pods: Sequence[ProbePod], *, names: Sequence[str], qps: float, socket_qps: float,
+                 timeout_s: float = 2.0, warm_timeout_s: float = 60.0, max_duration_s: float = 3600.0,
+                 bounds: ChangeBounds | None = None) -> None:
+        if not pods:
+            raise K8sDnsError("the monitor has no probe pod to stream from; the placement chose no node")
+        self.streams = [ProbeStream(pod, {
+            "names": list(names), "qps": qps, "socket_qps": socket_qps if pod.libc == "glibc" else 0.0,
+            "timeout_s": timeout_s, "duration_s": max_duration_s,
+        }) for pod in pods]
+        self.warm_timeout_s = warm_timeout_s
+        self.bounds = bounds or ChangeBounds()
+        self.marks: list[Mark] = []
+        self.timeline: Timeline | None = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(self.streams) + 2,
+                                                           thread_name_prefix="k8sdns-monitor")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started_ns = 0
+        self._thread: _LoopThread | None = None
+
+    # -- async API ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._started_ns = time.time_ns()
+        try:
+            await asyncio.gather(*(loop.run_in_executor(self._pool, s.open) for s in self.streams))
+            self._tasks = [asyncio.create_task(self._pump(s), name=f"k8sdns-monitor {s.label}") for s in self.streams]
+            await self._warm()
+        except BaseException:
+            await self._shutdown()
+            raise
+
+    def mark(self, label: str) -> None:
+        """Mark a moment on the timeline (the change's start and end; any step of a gate)."""
+        self.marks.append(Mark(label, time.time_ns()))
+
+    async def stop(self) -> Timeline:
+        """Tell every stream to stop, wait for their summaries, and build the timeline."""
+        stopped_ns = time.time_ns()
+        await self._shutdown()
+        samples = [sample for s in self.streams for sample in s.samples]
+        errors: dict[int, str] = {}
+        for s in self.streams:
+            if s.end is not None:
+                for code, text in s.end.errors.items():
+                    errors.setdefault(int(code), text)
+        streams = [st for s in self.streams for client, st in s.streams.items()
+                   if client == "libc" or s.args["socket_qps"] > 0]
+        self.timeline = Timeline(samples, list(self.marks), self._started_ns, stopped_ns, errors, streams,
+                                 lost={s.label: s.error for s in self.streams if s.error})
+        return self.timeline
+
+    def verdict(self, outcome: ChangeOutcome | None = None) -> ChangeVerdict:
+        """The stopped monitor's timeline judged by its bounds (a ChangeVerdict: .ok, .message, .figures)."""
+        if self.timeline is None:
+            raise K8sDnsError("the monitor has not stopped yet: ask for its verdict after the `with` block")
+        return judge(self.timeline, self.bounds, outcome)
+
+    async def __aenter__(self) -> Monitor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- sync API ----------------------------------------------------------------------------------
+    def __enter__(self) -> Monitor:
+        self._thread = _LoopThread()
+        try:
+            self._thread.run(self.start())
+        except BaseException:
+            self._thread.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._thread is not None
+        try:
+            self._thread.run(self.stop())
+        finally:
+            self._thread.close()
+
+    # -- internals ---------------------------------------------------------------------------------
+    async def _pump(self, stream: ProbeStream) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while await loop.run_in_executor(self._pool, stream.pump, PUMP_S):
+                pass
+        except K8sDnsError as exc:
+            stream.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - the websocket broke: the stream is lost, the others go on
+            stream.error = f"the probe's stream in {stream.pod.where} broke: {type(exc).__name__}: {exc}"
+
+    async def _warm(self) -> None:
+        """Wait until every stream has answered a lookup (and its socket a query): a monitor that is
+        not warm would blame the change for DNS that was broken before it."""
+        deadline = time.monotonic() + self.warm_timeout_s
+        while True:
+            cold = [s for s in self.streams
+                    if not s.ok_seen("libc") or (s.args["socket_qps"] > 0 and not s.ok_seen("socket"))]
+            lost = [s for s in self.streams if s.error]
+            if lost:
+                raise K8sDnsError(lost[0].error)
+            if not cold:
+                return
+            if time.monotonic() > deadline:
+                first = cold[0]
+                failed = sum(1 for x in first.samples if not x.ok)
+                raise WaitTimeout(
+                    f"the monitor is not warm after {self.warm_timeout_s:.0f} s: {first.label} has no answered lookup "
+                    f"yet ({len(first.samples)} ended, {failed} failed); DNS does not work there before any change, "
+                    f"so fix that first (the other checks show why)")
+            await asyncio.sleep(0.2)
+
+    async def _shutdown(self) -> None:
+        loop = asyncio.get_running_loop()
+        for s in self.streams:
+            await loop.run_in_executor(self._pool, s.stop)
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=STOP_GRACE_S)
+            for task in pending:
+                task.cancel()
+        for s in self.streams:
+            if s.end is None and not s.error and self._tasks:
+                s.error = f"the probe's stream in {s.pod.where} did not end within {STOP_GRACE_S:.0f} s of its stop"
+            await loop.run_in_executor(self._pool, s.close)
+        self._tasks = []
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclasses.dataclass
+class _LoopThread:
+    """An event loop in a daemon thread, for the sync API: run() waits for a coroutine there, and a
+    Ctrl-C in the waiting thread cancels it (its cleanup runs) before it is raised."""
+
+    loop: asyncio.AbstractEventLoop = dataclasses.field(default_factory=asyncio.new_event_loop)
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self.loop.run_forever, name="k8sdns-monitor-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Any) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            try:
+                future.result(timeout=STOP_GRACE_S + 15)
+            except BaseException:  # noqa: BLE001, S110 - the first error is the one raised
+                pass
+            raise
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        if not self.loop.is_running():
+            self.loop.close()
