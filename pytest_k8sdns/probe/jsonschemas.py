@@ -16,7 +16,9 @@ from pytest_k8sdns.probe.protocol import (
     FAMILIES,
     LIBCS,
     LOOKUP_COLUMNS,
+    MAX_DURATION_S,
     MAX_MONITOR_QPS,
+    MAX_NAMES,
     MAX_STOP_RULES,
     MONITOR_COLUMNS,
     MONITOR_STOPS,
@@ -154,16 +156,26 @@ _MONITOR_START = _doc(
         "t0_unix_ns": _NONNEG,
         "columns": {"const": list(MONITOR_COLUMNS)},
         "clients": {"const": list(CLIENTS)},
-        "names": _NAMES,
+        "names": _STRS,  # the open loop's; none in a run that only chases (qps and socket_qps 0)
         "server": _NULL_STR,  # the socket client's server, else resolv.conf's first nameserver
         "source_port": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535},  # null: no socket client
         "qps": _QPS,
         "socket_qps": _QPS,
         "timeout_s": {"type": "number", "exclusiveMinimum": 0},
+        "chase_every_s": {"type": "number", "exclusiveMinimum": 0},
+        "chase_give_up_s": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_S},
     },
 )
 
 _MONITOR_ROWS = _line({"event": {"const": "rows"}, "rows": {"type": "array"}})  # rows: see module docstring
+
+# The names of one chase line (or of the chase argument), whose name indexes start at first_index.
+_MONITOR_CHASED = _line(
+    {"event": {"const": "chased"}, "names": {**_NAMES, "maxItems": MAX_NAMES}, "first_index": _NONNEG}
+)
+
+# A stdin line that was a JSON object but no valid chase request: ignored, the run goes on.
+_MONITOR_ERROR = _line({"event": {"const": "error"}, "error": _STR})
 
 _MONITOR_END = _doc(
     "monitor",
@@ -173,7 +185,9 @@ _MONITOR_END = _doc(
         "elapsed_ns": _NONNEG,
         "totals": _object(
             {
-                "libc": _object(dict.fromkeys(("lookups", "ok", "failed", "skipped", "unfinished"), _NONNEG)),
+                "libc": _object(
+                    dict.fromkeys(("lookups", "ok", "failed", "skipped", "unfinished", "chase_given_up"), _NONNEG)
+                ),
                 "socket": _object(dict.fromkeys(("queries", "ok", "failed", "late"), _NONNEG)),
             }
         ),
@@ -269,5 +283,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "monitor": _MONITOR_END,
 }
 
-# monitor's lines by their event, in the order it prints them (rows lines may be none or many).
-MONITOR_SCHEMAS: dict[str, dict[str, Any]] = {"start": _MONITOR_START, "rows": _MONITOR_ROWS, "end": _MONITOR_END}
+# monitor's lines by their event, as protocol.MONITOR_EVENTS orders them: start first, end last,
+# rows, chased and error lines (none or many) between them.
+MONITOR_SCHEMAS: dict[str, dict[str, Any]] = {
+    "start": _MONITOR_START,
+    "rows": _MONITOR_ROWS,
+    "chased": _MONITOR_CHASED,
+    "error": _MONITOR_ERROR,
+    "end": _MONITOR_END,
+}

@@ -11,7 +11,8 @@ import socket
 # Bumped whenever a document's shape changes; the host refuses documents of another version.
 # 2: query replies carry structured records (answer, authority, additional) instead of text lines.
 # 3: lookup and burst take stop_rules; their documents carry stopped (now also "verdict") and stop_rule.
-# 4: `monitor`, the one streaming command: NDJSON lines (start, rows..., end) until told to stop.
+# 4: `monitor`, the one streaming command: NDJSON lines (start, rows..., end) until told to stop;
+#    a {"chase": [names]} line on its stdin adds names it asks until each answers once.
 PROBE_VERSION = 4
 
 COMMANDS = ("info", "lookup", "burst", "query", "capture", "http", "monitor")
@@ -23,8 +24,10 @@ CAPTURE_COLUMNS = ("qname", "qtype", "proto")
 # Monitor rows, streamed in its "rows" lines in the order they finish; client indexes CLIENTS.
 MONITOR_COLUMNS = ("client", "name_index", "start_offset_ns", "latency_ns", "ok", "error_code")
 CLIENTS = ("libc", "socket")  # libc getaddrinfo; raw queries from one UDP socket that keeps its port
-MONITOR_EVENTS = ("start", "rows", "end")
-MONITOR_STOPS = ("stdin", "duration")  # a line or end-of-file on stdin; the duration_s safety stop
+# chased: names a chase line (or the chase argument) added, and their first name_index; error: a
+# stdin line that was a JSON object but no valid chase request, ignored (the run goes on).
+MONITOR_EVENTS = ("start", "rows", "chased", "error", "end")
+MONITOR_STOPS = ("stdin", "duration")  # a line that is no JSON object, or end-of-file; the duration_s safety stop
 
 # error_code values that are not getaddrinfo's EAI_* codes (those are negative, never 0).
 ERR_ENCODE = -1000  # the name cannot be encoded (IDNA/Unicode error in Python; monitor's socket: not ASCII)
@@ -65,6 +68,7 @@ MAX_DURATION_S = 3600.0
 MAX_THREADS = 256
 MAX_MONITOR_QPS = 1000.0  # per client
 MONITOR_DRAIN_S = 30.0  # at stop, how long monitor waits for libc lookups in flight
+MAX_STDIN_LINE = 1 << 20  # bytes of one line on monitor's stdin; a longer one is ignored (an error event)
 MAX_CAPTURED = 20000  # queries kept by `capture`; further ones are forwarded but only counted
 MAX_PENDING_UDP = 512  # upstream UDP exchanges in flight in the forwarder
 MAX_TCP_CLIENTS = 32

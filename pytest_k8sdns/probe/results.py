@@ -281,12 +281,14 @@ class MonitorStart:
     """`monitor`'s first line: what it runs, and when its offsets start."""
 
     t0_unix_ns: int  # wall clock at the monotonic t0 the rows' start_offset_ns count from
-    names: tuple[str, ...]
+    names: tuple[str, ...]  # the open loop's (name_index 0..); chased names follow (MonitorChased)
     server: str | None  # where the socket client sends; the pod's first nameserver when not given
     source_port: int | None  # the socket client's one source port; None without a socket client
     qps: float  # libc lookups started per second (0: no libc client)
     socket_qps: float  # socket queries per second (0: no socket client)
     timeout_s: float  # a socket query unanswered this long is a failed row (ERR_TIMEOUT)
+    chase_every_s: float = 0.1  # a chased name is asked this often (one lookup of it at a time)
+    chase_give_up_s: float = 120.0  # and dropped this long after it was chased, if it never answered
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,7 @@ class MonitorLibcTotals:
     failed: int
     skipped: int  # due while max_in_flight were running, so not started
     unfinished: int  # still running when monitor gave up waiting for them (no row)
+    chase_given_up: int = 0  # chased names dropped without an answer, chase_give_up_s after their chase
 
 
 @dataclass(frozen=True)
@@ -338,12 +341,33 @@ class MonitorTotals:
 class MonitorEnd:
     """`monitor`'s last line: why it stopped, the totals over all rows, the first text of each error."""
 
-    stopped: str  # protocol.MONITOR_STOPS: "stdin" (a line or end-of-file) or "duration"
+    stopped: str  # protocol.MONITOR_STOPS: "stdin" (a line that is no JSON object, or end-of-file) or "duration"
     elapsed_ns: int
     totals: MonitorTotals
     errors: Mapping[int, str]  # error_code -> first message seen, both clients
 
 
-MonitorLine = MonitorStart | list[MonitorRow] | MonitorEnd
+@dataclass(frozen=True)
+class MonitorChased:
+    """A `chased` line: names the monitor now chases (a line on its stdin, or its chase argument),
+    asked through the libc until each answers once; their rows' name_index is first_index + i."""
+
+    names: tuple[str, ...]
+    first_index: int
+
+    @property
+    def indexes(self) -> range:
+        return range(self.first_index, self.first_index + len(self.names))
+
+
+@dataclass(frozen=True)
+class MonitorStdinError:
+    """An `error` line: a stdin line that was a JSON object but no valid chase request, ignored
+    (the run goes on)."""
+
+    error: str
+
+
+MonitorLine = MonitorStart | list[MonitorRow] | MonitorChased | MonitorStdinError | MonitorEnd
 
 ProbeResult = ProbeInfo | LookupResult | QueryResult | CaptureResult | HttpResult

@@ -30,11 +30,14 @@ from pytest_k8sdns.probe.results import (
     LookupResult,
     LookupRow,
     LookupTotals,
+    MonitorChased,
     MonitorEnd,
     MonitorLibcTotals,
+    MonitorLine,
     MonitorRow,
     MonitorSocketTotals,
     MonitorStart,
+    MonitorStdinError,
     MonitorTotals,
     ProbeInfo,
     ProbeResult,
@@ -52,14 +55,15 @@ def _fail(command: str, where: str, problem: str) -> PodError:
 
 
 def _json(command: str, output: str | bytes, where: str) -> Any:
-    """The one JSON document of `output`; an error document from the probe raises PodError."""
+    """The one JSON document of `output`; an error document from the probe raises PodError (not
+    monitor's error event, which has an event key)."""
     text = output.decode("utf-8", "replace") if isinstance(output, bytes) else output
     try:
         doc = json.loads(text)
     except ValueError:
         first = text.strip().splitlines()[0][:200] if text.strip() else "nothing"
         raise _fail(command, where, f"printed no JSON document (got: {first!r})") from None
-    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
+    if isinstance(doc, dict) and isinstance(doc.get("error"), str) and "event" not in doc:
         place = f" in {where}" if where else ""
         reason = " ".join(doc["error"].split())[:500]
         raise PodError(f"probe {command}{place} failed: {reason}")
@@ -123,18 +127,28 @@ def _monitor_rows(where: str, rows: list[Any], n_names: int | None) -> list[Moni
 
 
 def parse_monitor_line(
-    line: str | bytes, where: str = "", *, start: MonitorStart | None = None
-) -> MonitorStart | list[MonitorRow] | MonitorEnd:
-    """One line of `monitor`'s output: its start, a batch of rows, or its end. An error document
-    (bad arguments, or a failure after the start) raises PodError as the other parsers do. Given
-    the run's `start`, rows are also checked to name one of its names."""
+    line: str | bytes, where: str = "", *, start: MonitorStart | None = None, n_names: int | None = None
+) -> MonitorLine:
+    """One line of `monitor`'s output: its start, a batch of rows, names it now chases, an ignored
+    stdin line, or its end. An error document (bad arguments, or a failure after the start) raises
+    PodError as the other parsers do. Given `n_names`, the names the run has so far (its start's
+    plus those of the chased lines before this one; len(start.names) when only `start` is given),
+    rows are also checked to name one of them, and a chased line to take the next indexes."""
     doc = _json("monitor", line, where)
     event = doc.get("event") if isinstance(doc, dict) else None
     if not isinstance(event, str) or event not in MONITOR_SCHEMAS:
         raise _fail("monitor", where, f"printed a line that is no monitor event: {str(line).strip()[:120]!r}")
     doc = _validate("monitor", where, _MONITOR_VALIDATORS[event], doc)
+    if n_names is None and start is not None:
+        n_names = len(start.names)
     if event == "rows":
-        return _monitor_rows(where, doc["rows"], len(start.names) if start is not None else None)
+        return _monitor_rows(where, doc["rows"], n_names)
+    if event == "chased":
+        if n_names is not None and doc["first_index"] != n_names:
+            raise _fail("monitor", where, f"chased names from index {doc['first_index']}, after {n_names} names")
+        return MonitorChased(tuple(doc["names"]), doc["first_index"])
+    if event == "error":
+        return MonitorStdinError(doc["error"])
     if event == "start":
         return MonitorStart(
             t0_unix_ns=doc["t0_unix_ns"],
@@ -144,6 +158,8 @@ def parse_monitor_line(
             qps=float(doc["qps"]),
             socket_qps=float(doc["socket_qps"]),
             timeout_s=float(doc["timeout_s"]),
+            chase_every_s=float(doc["chase_every_s"]),
+            chase_give_up_s=float(doc["chase_give_up_s"]),
         )
     totals = doc["totals"]
     return MonitorEnd(

@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import queue
 import secrets
 import shutil
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,23 +300,41 @@ sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sock.bind((sys.argv[1], 53))
 delay = float(sys.argv[2])
 answer = bytes(int(part) for part in sys.argv[3].split("."))
+missing = set(filter(None, sys.argv[4].split(",")))  # NXDOMAIN until a line on stdin names them
+lock = threading.Lock()
 
-def reply(data, source):
+def qname(data):
+    labels, end = [], 12
+    while data[end]:
+        labels.append(data[end + 1 : end + 1 + data[end]].decode("ascii", "replace").lower())
+        end += data[end] + 1
+    return ".".join(labels) or ".", end + 5  # the root label, qtype, qclass
+
+def reply(data, source, name, end):
     if delay:
         time.sleep(delay)
-    end = 12
-    while data[end]:
-        end += data[end] + 1
-    end += 5  # the root label, qtype, qclass
+    if name in missing:
+        header = data[:2] + b"\\x81\\x83" + b"\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00"  # NXDOMAIN, no answer
+        sock.sendto(header + data[12:end], source)
+        return
     header = data[:2] + b"\\x81\\x80" + b"\\x00\\x01\\x00\\x01\\x00\\x00\\x00\\x00"  # QR RD RA, NOERROR, 1 answer
     record = b"\\xc0\\x0c\\x00\\x01\\x00\\x01\\x00\\x00\\x00\\x05\\x00\\x04" + answer  # the qname, A IN, TTL 5
     sock.sendto(header + data[12:end] + record, source)
 
+def create():
+    for line in sys.stdin:
+        with lock:
+            missing.discard(line.strip())
+            print("created", line.strip(), flush=True)
+
 print("ready", flush=True)
+threading.Thread(target=create, daemon=True).start()
 while True:
     data, source = sock.recvfrom(4096)
-    print(source[1], flush=True)
-    threading.Thread(target=reply, args=(data, source), daemon=True).start()
+    name, end = qname(data)
+    with lock:
+        print(source[1], name, flush=True)
+    threading.Thread(target=reply, args=(data, source, name, end), daemon=True).start()
 """
 
 
@@ -323,24 +342,43 @@ while True:
 class AnsweringNameserver:
     ip: str
     ports: list[int]  # the source port of each query received, in order
+    qnames: list[str] = field(default_factory=list)  # the name of each, lower case without the trailing dot
+    proc: subprocess.Popen[str] | None = None
+    created: queue.Queue[str] = field(default_factory=queue.Queue)
+
+    def create(self, name: str, timeout: float = 5) -> None:
+        """Answer `name` (one of those it started missing) from now on; returns once the server has
+        switched."""
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(name + "\n")
+        self.proc.stdin.flush()
+        assert self.created.get(timeout=timeout) == name, f"the nameserver did not create {name}"
 
 
 @contextlib.contextmanager
-def answering_nameserver(netns: Netns, ip: str = ANSWERING_IP, delay_s: float = 0.0) -> Iterator[AnsweringNameserver]:
+def answering_nameserver(
+    netns: Netns, ip: str = ANSWERING_IP, delay_s: float = 0.0, missing: Iterable[str] = ()
+) -> Iterator[AnsweringNameserver]:
     """A UDP nameserver on ip:53 in the namespace that answers every query NOERROR with one A record
-    (ANSWER_A) after delay_s, and records the source port each query came from."""
-    argv = netns.argv([sys.executable, "-I", "-c", _ANSWERING_SERVER, ip, str(delay_s), ANSWER_A])
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
+    (ANSWER_A) after delay_s, and records the source port and name of each query. The `missing`
+    names (lower case, no trailing dot) answer NXDOMAIN until create() names them."""
+    argv = netns.argv([sys.executable, "-I", "-c", _ANSWERING_SERVER, ip, str(delay_s), ANSWER_A, ",".join(missing)])
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
         try:
             assert proc.stdout is not None
             line = proc.stdout.readline()
             assert line.strip() == "ready", f"answering nameserver on {ip}:53 did not start (exit {proc.poll()})"
-            server = AnsweringNameserver(ip, [])
+            server = AnsweringNameserver(ip, [], proc=proc)
             out = proc.stdout
 
             def record() -> None:
-                for port in out:
-                    server.ports.append(int(port))
+                for line in out:
+                    first, name = line.split()
+                    if first == "created":
+                        server.created.put(name)
+                    else:
+                        server.qnames.append(name)
+                        server.ports.append(int(first))
 
             reader = threading.Thread(target=record, daemon=True)
             reader.start()

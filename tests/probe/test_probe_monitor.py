@@ -4,13 +4,14 @@ small nameservers of our own, read line by line and stopped through stdin as the
 from __future__ import annotations
 
 import json
+import os
 import queue
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import dns.message
 import pytest
@@ -34,13 +35,27 @@ from pytest_k8sdns.probe import (
     parse_monitor_line,
     parse_output,
 )
+from pytest_k8sdns.probe.payload import chase as payload_chase
 from pytest_k8sdns.probe.payload import monitor as payload_monitor
 from pytest_k8sdns.probe.payload import udpsocket
-from pytest_k8sdns.probe.protocol import ERR_EMPTY, ERR_TIMEOUT
+from pytest_k8sdns.probe.protocol import (
+    ERR_EMPTY,
+    ERR_TIMEOUT,
+    MAX_NAMES,
+    MAX_STDIN_LINE,
+)
+from pytest_k8sdns.probe.results import (
+    MonitorChased,
+    MonitorLibcTotals,
+    MonitorStdinError,
+)
 
 OK_NAME = "kubernetes.default.svc.cluster.local."
 NX_NAME = "no-such-svc.example.test."  # NXDOMAIN from unbound's static zone
 EAI_AGAIN = -3  # glibc's getaddrinfo when its nameserver never answers
+
+MonitorEvent = MonitorChased | MonitorStdinError
+_E = TypeVar("_E", MonitorChased, MonitorStdinError)
 
 
 @dataclass
@@ -51,23 +66,34 @@ class Transcript:
     batches: list[tuple[float, list[MonitorRow]]]
     end: MonitorEnd
     exited_at: float  # when its stdout closed
+    events: list[tuple[float, MonitorEvent]] = field(default_factory=list)
 
     @property
     def rows(self) -> list[MonitorRow]:
         return [row for _, batch in self.batches for row in batch]
 
-    def of(self, client: str) -> list[MonitorRow]:
-        return [row for row in self.rows if row.client == client]
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name of the run by its name_index: the start's, then the chased ones."""
+        chased = [name for _, event in self.events if isinstance(event, MonitorChased) for name in event.names]
+        return self.start.names + tuple(chased)
+
+    def of(self, client: str, name_index: int | None = None) -> list[MonitorRow]:
+        """The rows of a client (of one name), in the order they started."""
+        rows = [row for row in self.rows if row.client == client and name_index in (None, row.name_index)]
+        return sorted(rows, key=lambda row: row.start_offset_ns)
 
 
 @dataclass
 class MonitorRun:
-    """One `monitor` process: its lines as they arrive, its stdin to stop it."""
+    """One `monitor` process: its lines as they arrive, its stdin to chase names and to stop it."""
 
     proc: subprocess.Popen[str]
     lines: queue.Queue[tuple[float, str | None]] = field(default_factory=queue.Queue)
     start: MonitorStart | None = None
     batches: list[tuple[float, list[MonitorRow]]] = field(default_factory=list)
+    events: list[tuple[float, MonitorEvent]] = field(default_factory=list)
+    n_names: int = 0  # the start's names and the chased ones so far
 
     def __post_init__(self) -> None:
         threading.Thread(target=self._read, daemon=True).start()
@@ -94,25 +120,79 @@ class MonitorRun:
             parsed = parse_monitor_line(line, "netns")
             assert isinstance(parsed, MonitorStart), line
             self.start = parsed
+            self.n_names = len(parsed.names)
         return self.start
+
+    def _file(self, at: float, line: str) -> Any:
+        """Parse a line after the start (checking its name indexes) and keep it where it belongs."""
+        __tracebackhide__ = True
+        parsed = parse_monitor_line(line, "netns", start=self.started(), n_names=self.n_names)
+        if isinstance(parsed, list):
+            self.batches.append((at, parsed))
+        elif isinstance(parsed, (MonitorChased, MonitorStdinError)):
+            self.events.append((at, parsed))
+            if isinstance(parsed, MonitorChased):
+                self.n_names += len(parsed.names)
+        return parsed
+
+    def _read_until(self, want: Callable[[Any], bool], timeout: float, what: str) -> tuple[float, Any]:
+        __tracebackhide__ = True
+        self.started()
+        deadline = time.monotonic() + timeout
+        while True:
+            at, line = self._next(max(deadline - time.monotonic(), 0.01))
+            assert line is not None, f"monitor exited while {what} was awaited: {self._stderr()}"
+            parsed = self._file(at, line)
+            if want(parsed):
+                return at, parsed
 
     def rows_line(self, timeout: float = 5) -> tuple[float, list[MonitorRow]]:
         """Wait for the next rows line (the run must still be going)."""
         __tracebackhide__ = True
-        start = self.started()
-        at, line = self._next(timeout)
-        assert line is not None, f"monitor exited while rows were awaited: {self._stderr()}"
-        parsed = parse_monitor_line(line, "netns", start=start)
-        assert isinstance(parsed, list), line
-        self.batches.append((at, parsed))
-        return at, parsed
+        return self._read_until(lambda parsed: isinstance(parsed, list), timeout, "a rows line")
+
+    def event(self, kind: type[_E], timeout: float = 5) -> _E:
+        """Wait for the next chased (or error) line."""
+        __tracebackhide__ = True
+        event: _E = self._read_until(lambda parsed: isinstance(parsed, kind), timeout, f"a {kind.__name__}")[1]
+        return event
+
+    def until(self, done: Callable[[], bool], timeout: float = 5) -> None:
+        """Read lines until `done()` holds."""
+        __tracebackhide__ = True
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert time.monotonic() < deadline, f"not done within {timeout} s; rows: {self.rows[-5:]}"
+            self._read_until(lambda parsed: True, max(deadline - time.monotonic(), 0.01), "a line")
+
+    def arrived(self) -> None:
+        """Read the lines that have arrived so far, without waiting."""
+        __tracebackhide__ = True
+        while True:
+            try:
+                at, line = self.lines.get_nowait()
+            except queue.Empty:
+                return
+            assert line is not None, f"monitor exited: {self._stderr()}"
+            self._file(at, line)
+
+    @property
+    def rows(self) -> list[MonitorRow]:
+        return [row for _, batch in self.batches for row in batch]
+
+    def send(self, text: str) -> float:
+        """Write text to its stdin now; when it was written."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text)
+        self.proc.stdin.flush()
+        return time.monotonic()
+
+    def chase(self, *names: str) -> float:
+        return self.send(json.dumps({"chase": list(names)}) + "\n")
 
     def stop(self) -> float:
         """Write the stop line; when it was written."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("stop\n")
-        self.proc.stdin.flush()
-        return time.monotonic()
+        return self.send("stop\n")
 
     def close_stdin(self) -> float:
         assert self.proc.stdin is not None
@@ -130,15 +210,12 @@ class MonitorRun:
             if line is None:
                 break
             assert end is None, f"a line after the end line: {line}"
-            parsed = parse_monitor_line(line, "netns", start=start)
+            parsed = self._file(at, line)
             if isinstance(parsed, MonitorEnd):
                 end = parsed
-            else:
-                assert isinstance(parsed, list), line
-                self.batches.append((at, parsed))
         assert self.proc.wait(5) == 0, self._stderr()
         assert end is not None, "monitor ended without its end line"
-        return Transcript(start, self.batches, end, at)
+        return Transcript(start, self.batches, end, at, self.events)
 
     def _stderr(self) -> str:
         if self.proc.poll() is None:
@@ -182,7 +259,7 @@ def check_totals(t: Transcript) -> None:
     assert t.end.totals.socket.queries == len(sock) and t.end.totals.socket.ok == sum(r.ok for r in sock)
     assert t.end.totals.socket.failed == len(sock) - t.end.totals.socket.ok
     for row in t.rows:
-        assert row.name_index == 0 and row.ok == (row.error_code == 0)
+        assert 0 <= row.name_index < len(t.names) and row.ok == (row.error_code == 0)
 
 
 # ---- streaming and stopping ---------------------------------------------------------------------
@@ -347,13 +424,134 @@ def test_lookups_due_while_max_in_flight_hang_are_skipped(monitor: MonitorFactor
     check_totals(t)
 
 
+# ---- chasing names ------------------------------------------------------------------------------
+
+FRESH = "fresh.example.test"  # NXDOMAIN from the test's nameserver until it creates the name
+NEVER = "never.example.test"  # NXDOMAIN throughout
+
+
+def unix_start(t: Transcript, row: MonitorRow) -> int:
+    return t.start.t0_unix_ns + row.start_offset_ns
+
+
+def test_a_chased_name_is_asked_until_it_answers_then_never_again(monitor: MonitorFactory, probe: ProbeRunner) -> None:
+    """A name is asked every chase_every_s while NXDOMAIN, answers once created, and is not asked
+    again; a name that never answers is asked until its give-up, then counted as given up."""
+    with answering_nameserver(probe.netns, missing=[FRESH, NEVER]) as server:
+        run = monitor({"qps": 0, "family": "inet", "chase_every_s": 0.1, "chase_give_up_s": 1.0, "flush_s": 0.1},
+                      resolv_conf=pod_resolv_conf(server.ip))
+        start = run.started()
+        assert start.names == () and start.chase_every_s == 0.1 and start.chase_give_up_s == 1.0
+        run.chase(FRESH + ".", NEVER + ".")
+        assert run.event(MonitorChased) == MonitorChased((FRESH + ".", NEVER + "."), 0)
+        time.sleep(0.5)
+        before = time.time_ns()
+        server.create(FRESH)
+        created = time.time_ns()
+        time.sleep(1.0)  # past the give-up of NEVER, and long enough to see FRESH is not asked again
+        run.stop()
+        t = run.finish()
+        queries = list(server.qnames)
+    fresh, never = t.of("libc", 0), t.of("libc", 1)
+    assert [row.ok for row in fresh] == [False] * (len(fresh) - 1) + [True], fresh  # nothing after the answer
+    assert 5 <= len(fresh) <= 8, fresh
+    assert {row.error_code for row in fresh[:-1]} == {EAI_NONAME}
+    assert queries.count(FRESH) == len(fresh)  # every lookup was one query, and has its row
+    for earlier, later in zip(fresh, fresh[1:]):  # one at a time, at the next tick after the last ended
+        assert later.start_offset_ns >= earlier.end_offset_ns
+        assert 0.08e9 <= later.start_offset_ns - earlier.start_offset_ns < 0.2e9, (earlier, later)
+    # the first answered lookup started within a tick of the creation: the propagation delay
+    delay_ns = unix_start(t, fresh[-1]) - before
+    assert -0.02e9 <= delay_ns <= (created - before) + 0.15e9, delay_ns
+    assert all(not row.ok and row.error_code == EAI_NONAME for row in never)
+    assert 8 <= len(never) <= 10 and queries.count(NEVER) == len(never), never
+    assert never[-1].start_offset_ns - never[0].start_offset_ns < 1.0e9  # none starts after its give-up
+    assert t.end.totals.libc.chase_given_up == 1 and t.end.totals.libc.skipped == 0
+    assert t.end.totals.libc.unfinished == 0 and t.of("socket") == []
+    check_totals(t)
+
+
+def test_chase_names_given_at_the_start_are_chased_at_once(monitor: MonitorFactory) -> None:
+    run = monitor({"qps": 0, "chase": [OK_NAME, NX_NAME], "chase_every_s": 0.2, "chase_give_up_s": 1.0,
+                   "flush_s": 0.1})
+    start = run.started()
+    assert start.names == () and start.chase_every_s == 0.2 and start.chase_give_up_s == 1.0
+    assert run.event(MonitorChased) == MonitorChased((OK_NAME, NX_NAME), 0) and run.batches == []
+    time.sleep(1.4)
+    run.stop()
+    t = run.finish()
+    answered, unanswered = t.of("libc", 0), t.of("libc", 1)
+    assert len(answered) == 1 and answered[0].ok and answered[0].start_offset_ns < 0.1e9
+    assert all(row.error_code == EAI_NONAME for row in unanswered) and unanswered[0].start_offset_ns < 0.1e9
+    assert 4 <= len(unanswered) <= 5, unanswered  # at 0, 0.2, ... 0.8 s: none from the give-up at 1 s
+    for earlier, later in zip(unanswered, unanswered[1:]):
+        assert 0.18e9 <= later.start_offset_ns - earlier.start_offset_ns < 0.4e9, (earlier, later)
+    assert t.end.totals.libc.chase_given_up == 1
+    check_totals(t)
+
+
+def test_chased_names_take_the_next_indexes_across_lines(monitor: MonitorFactory) -> None:
+    run = monitor({"names": [OK_NAME], "qps": 5, "chase": ["api.example.test."], "flush_s": 0.1})
+    run.started()
+    # the chase argument's names come right after the start's, announced before any row
+    assert run.event(MonitorChased) == MonitorChased(("api.example.test.",), 1) and run.batches == []
+    line = json.dumps({"chase": [OK_NAME, "onlysearch.default.svc.cluster.local."]}) + "\n"
+    run.send(line[:12])  # one line in two pieces: nothing happens until it is whole
+    time.sleep(0.3)
+    run.arrived()
+    assert len(run.events) == 1 and run.proc.poll() is None
+    run.send(line[12:])
+    assert run.event(MonitorChased) == MonitorChased((OK_NAME, "onlysearch.default.svc.cluster.local."), 2)
+    run.send('{"chase": ["api.example.test."]}\n{"chase": ["api.example.test.", "api.example.test."]}\n')
+    assert run.event(MonitorChased) == MonitorChased(("api.example.test.",), 4)  # a name chased again: a new index
+    assert run.event(MonitorChased).indexes == range(5, 7)
+    run.until(lambda: {row.name_index for row in run.rows if row.ok} >= set(range(7)))
+    time.sleep(0.3)
+    run.stop()
+    t = run.finish()
+    assert t.names == (OK_NAME, "api.example.test.", OK_NAME, "onlysearch.default.svc.cluster.local.",
+                       *["api.example.test."] * 3)
+    for idx in range(1, 7):
+        assert [row.ok for row in t.of("libc", idx)] == [True], idx  # answered at once: asked once
+    assert len(t.of("libc", 0)) >= 3 and all(row.ok for row in t.rows)  # the open loop went on meanwhile
+    assert t.end.stopped == "stdin" and t.end.totals.libc.chase_given_up == 0
+    check_totals(t)
+
+
+def test_a_malformed_chase_line_is_an_error_event_and_the_run_goes_on(monitor: MonitorFactory) -> None:
+    run = monitor({"names": [OK_NAME], "qps": 5, "flush_s": 0.1})
+    run.started()
+    too_many = json.dumps({"chase": ["a."] * (MAX_NAMES + 1)})
+    bad = ['{"chase": "api.example.test."}', '{"chase": []}', '{"chase": ["a.", 5]}', '{"names": ["a."]}', too_many,
+           "x" * (MAX_STDIN_LINE + 10)]
+    run.send("".join(line + "\n" for line in bad))
+    errors = [run.event(MonitorStdinError).error for _ in bad]
+    assert errors == [
+        """stdin line '{"chase": "api.example.test."}' ignored: argument 'chase' must be list, got 'api.example.test.'""",
+        """stdin line '{"chase": []}' ignored: argument 'chase' must be a non-empty list of non-empty strings""",
+        """stdin line '{"chase": ["a.", 5]}' ignored: argument 'chase' must be a non-empty list of non-empty strings""",
+        """stdin line '{"names": ["a."]}' ignored: unknown keys names; valid: chase""",
+        f"stdin line {too_many[:77] + '...'!r} ignored: argument 'chase' has 1001 entries; at most 1000",
+        f"a stdin line over {MAX_STDIN_LINE} bytes was ignored",
+    ]
+    run.chase("api.example.test.")
+    assert run.event(MonitorChased) == MonitorChased(("api.example.test.",), 1)
+    run.rows_line()
+    stopped_at = run.stop()
+    t = run.finish()
+    assert t.end.stopped == "stdin" and t.exited_at - stopped_at < 1.0
+    assert [row.ok for row in t.of("libc", 1)] == [True]
+    check_totals(t)
+
+
 # ---- arguments ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ({}, "missing argument 'names'"),
+        ({}, "missing argument 'names': needed while qps or socket_qps is above 0 (qps defaults to 10)"),
+        ({"qps": 0, "socket_qps": 5, "server": "127.0.0.1"}, "missing argument 'names': needed while"),
         ({"names": []}, "'names' must be a non-empty list"),
         ({"names": ["a"], "qps": 1001}, "'qps'=1001.0 is outside [0.0, 1000.0]"),
         ({"names": ["a"], "socket_qps": -1}, "'socket_qps'=-1.0 is outside"),
@@ -366,9 +564,17 @@ def test_lookups_due_while_max_in_flight_hang_are_skipped(monitor: MonitorFactor
         ({"names": ["a"], "duration_s": 4000}, "'duration_s'=4000.0 is outside"),
         ({"names": ["a"], "flush_s": 0}, "'flush_s'=0.0 is outside [0.05, 10.0]"),
         ({"names": ["a"], "socket_qps": 5}, "socket_qps needs a server: argument 'server' is missing"),
+        ({"names": ["a"], "chase_every_s": 0.01}, "'chase_every_s'=0.01 is outside [0.02, 10.0]"),
+        ({"names": ["a"], "chase_every_s": 11}, "'chase_every_s'=11.0 is outside [0.02, 10.0]"),
+        ({"names": ["a"], "chase_give_up_s": 0.5}, "'chase_give_up_s'=0.5 is outside [1.0, 3600.0]"),
+        ({"names": ["a"], "chase_give_up_s": "60"}, "argument 'chase_give_up_s' must be float, got '60'"),
+        ({"qps": 0, "chase": "a."}, "argument 'chase' must be list, got 'a.'"),
+        ({"qps": 0, "chase": ["a.", ""]}, "'chase' must be a non-empty list of non-empty strings"),
+        ({"qps": 0, "chase": ["a."] * 1001}, "argument 'chase' has 1001 entries; at most 1000"),
     ],
-    ids=["no-names", "empty-names", "qps", "socket-qps", "server", "qtype", "family", "timeout", "in-flight",
-         "in-flight-float", "duration", "flush", "no-nameserver"],
+    ids=["no-names", "no-names-for-socket", "empty-names", "qps", "socket-qps", "server", "qtype", "family",
+         "timeout", "in-flight", "in-flight-float", "duration", "flush", "no-nameserver", "chase-every-low",
+         "chase-every-high", "give-up", "give-up-str", "chase-str", "chase-empty-name", "chase-too-many"],
 )
 def test_bad_arguments_give_one_error_document(probe: ProbeRunner, args: dict[str, Any], message: str) -> None:
     no_nameserver = "search default.svc.cluster.local\noptions ndots:5\n"
@@ -388,11 +594,16 @@ def test_bad_arguments_give_one_error_document(probe: ProbeRunner, args: dict[st
     old_pythons() or [pytest.param("python3.8", marks=pytest.mark.skip(reason="no Python 3.8 on this machine"))],
 )
 def test_monitor_runs_on_python_3_8(monitor: MonitorFactory, python: str) -> None:
-    run = monitor({"names": [OK_NAME], "qps": 20, "socket_qps": 20, "flush_s": 0.1}, python=python)
+    run = monitor({"names": [OK_NAME], "qps": 20, "socket_qps": 20, "flush_s": 0.1, "chase": [OK_NAME]},
+                  python=python)
+    assert run.event(MonitorChased).first_index == 1
+    run.send('{"chase": ["api.example.test."]}\n{"chase": 1}\n')
+    assert run.event(MonitorChased).first_index == 2 and "ignored" in run.event(MonitorStdinError).error
     run.rows_line()
     run.stop()
     t = run.finish()
     assert t.end.stopped == "stdin" and t.of("libc") and t.of("socket") and all(row.ok for row in t.rows)
+    assert [row.ok for row in t.of("libc", 1) + t.of("libc", 2)] == [True, True]
 
 
 # ---- the host's parsing, and the payload's wire format (no netns) -------------------------------
@@ -403,6 +614,7 @@ def _start_doc(**change: Any) -> dict[str, Any]:
         "command": "monitor", "probe_version": PROBE_VERSION, "event": "start", "t0_unix_ns": 1_700_000_000 * 10**9,
         "columns": list(MONITOR_COLUMNS), "clients": ["libc", "socket"], "names": ["a.", "b."],
         "server": "10.96.0.10", "source_port": 40000, "qps": 10, "socket_qps": 5.5, "timeout_s": 2,
+        "chase_every_s": 0.25, "chase_give_up_s": 60,
     }  # fmt: skip
     return {**doc, **change}
 
@@ -410,7 +622,7 @@ def _start_doc(**change: Any) -> dict[str, Any]:
 def _end_doc(**change: Any) -> dict[str, Any]:
     doc = {
         "command": "monitor", "probe_version": PROBE_VERSION, "event": "end", "stopped": "stdin", "elapsed_ns": 5,
-        "totals": {"libc": {"lookups": 2, "ok": 1, "failed": 1, "skipped": 3, "unfinished": 0},
+        "totals": {"libc": {"lookups": 2, "ok": 1, "failed": 1, "skipped": 3, "unfinished": 0, "chase_given_up": 4},
                    "socket": {"queries": 1, "ok": 0, "failed": 1, "late": 2}},
         "errors": {"-2": "gaierror: [Errno -2] Name or service not known", "3": "NXDOMAIN for b. from 10.96.0.10"},
     }  # fmt: skip
@@ -419,7 +631,7 @@ def _end_doc(**change: Any) -> dict[str, Any]:
 
 def test_monitor_lines_parse_into_their_types() -> None:
     start = parse_monitor_line(json.dumps(_start_doc()), "pod p")
-    assert start == MonitorStart(1_700_000_000 * 10**9, ("a.", "b."), "10.96.0.10", 40000, 10.0, 5.5, 2.0)
+    assert start == MonitorStart(1_700_000_000 * 10**9, ("a.", "b."), "10.96.0.10", 40000, 10.0, 5.5, 2.0, 0.25, 60.0)
     rows = parse_monitor_line(b'{"event":"rows","rows":[[0,1,10,20,1,0],[1,0,5,7,0,3]]}\n', "pod p")
     assert rows == [MonitorRow("libc", 1, 10, 20, True, 0), MonitorRow("socket", 0, 5, 7, False, 3)]
     assert rows[0].end_offset_ns == 30 and rows[1].latency_s == 7e-9
@@ -427,9 +639,91 @@ def test_monitor_lines_parse_into_their_types() -> None:
     end = parse_monitor_line(json.dumps(_end_doc()), "pod p")
     assert isinstance(end, MonitorEnd) and end.stopped == "stdin" and end.elapsed_ns == 5
     assert end.totals.libc.skipped == 3 and end.totals.socket.late == 2
+    assert end.totals.libc == MonitorLibcTotals(2, 1, 1, 3, 0, chase_given_up=4)
     assert end.errors == {-2: "gaierror: [Errno -2] Name or service not known", 3: "NXDOMAIN for b. from 10.96.0.10"}
     no_socket = parse_monitor_line(json.dumps(_start_doc(server=None, source_port=None, socket_qps=0)), "")
     assert isinstance(no_socket, MonitorStart) and no_socket.server is None and no_socket.source_port is None
+    chase_only = parse_monitor_line(json.dumps(_start_doc(names=[], qps=0, socket_qps=0)), "")
+    assert isinstance(chase_only, MonitorStart) and chase_only.names == ()
+
+
+def test_chased_and_error_lines_parse_into_their_types() -> None:
+    start = parse_monitor_line(json.dumps(_start_doc()), "pod p")
+    assert isinstance(start, MonitorStart)
+    chased = parse_monitor_line('{"event":"chased","names":["c.","d."],"first_index":2}', "pod p", start=start)
+    assert chased == MonitorChased(("c.", "d."), 2) and chased.indexes == range(2, 4)
+    # with the names known so far, rows of the chased indexes are valid and others are not
+    assert parse_monitor_line('{"event":"rows","rows":[[0,3,1,2,1,0]]}', "pod p", start=start, n_names=4) == [
+        MonitorRow("libc", 3, 1, 2, True, 0)
+    ]
+    with pytest.raises(PodError, match=r"invalid row at \$\.rows\[0\]"):
+        parse_monitor_line('{"event":"rows","rows":[[0,4,1,2,1,0]]}', "pod p", start=start, n_names=4)
+    with pytest.raises(PodError, match=r"^probe monitor in pod p chased names from index 3, after 2 names; check"):
+        parse_monitor_line('{"event":"chased","names":["c."],"first_index":3}', "pod p", start=start)
+    # monitor's error event is a line of the run, not the failure document
+    error = parse_monitor_line('{"event":"error","error":"stdin line \'{}\' ignored: missing argument"}', "pod p")
+    assert error == MonitorStdinError("stdin line '{}' ignored: missing argument")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"event":"chased","names":[],"first_index":0}', r"\$\.names: \[\] should be non-empty"),
+        ('{"event":"chased","names":["a."],"first_index":-1}', r"\$\.first_index: -1 is less than the minimum"),
+        ('{"event":"chased","names":["a."]}', r"'first_index' is a required property"),
+        ('{"event":"error","error":5}', r"\$\.error: 5 is not of type 'string'"),
+        (json.dumps(_start_doc(chase_every_s=0)), r"\$\.chase_every_s"),
+        (json.dumps({k: v for k, v in _start_doc().items() if k != "chase_give_up_s"}), r"'chase_give_up_s' is a required"),
+    ],
+    ids=["no-names", "negative-index", "no-index", "error-not-text", "chase-every", "no-give-up"],
+)  # fmt: skip
+def test_bad_chased_and_error_lines_are_caught(line: str, message: str) -> None:
+    with pytest.raises(PodError, match=message):
+        parse_monitor_line(line, "pod p")
+
+
+def test_stdin_lines_are_framed_and_taken_in_order() -> None:
+    """The payload's stdin reader, on a pipe: lines in pieces and several in one write, chase lines
+    queued (or an error when malformed), and the first line that is no JSON object stops it."""
+    read_fd, write_fd = os.pipe()
+    wake = threading.Event()
+    stdin = payload_chase.Stdin(wake, read_fd)
+    stdin.start()
+    try:
+        os.write(write_fd, b'{"chase": ["a.",')
+        assert not wake.wait(0.2) and stdin.take() == []
+        os.write(write_fd, b' "b."]}\n{"chase": ["c."]}\r\n{"chase": 1}\n[1, 2]\n{"chase": ["never."]}\n')
+        deadline = time.monotonic() + 5
+        while not stdin.stopped and time.monotonic() < deadline:
+            wake.wait(0.1)
+        assert stdin.stopped  # at "[1, 2]": a JSON value, but no object
+        assert stdin.take() == [
+            ("chase", ["a.", "b."]),
+            ("chase", ["c."]),
+            ("error", "stdin line '{\"chase\": 1}' ignored: argument 'chase' must be list, got 1"),
+        ]
+    finally:
+        os.close(write_fd)
+        os.close(read_fd)
+
+
+@pytest.mark.parametrize("line", [b"stop\n", b"\n", b'"stop"\n', b"5\n", b"\xff\n", b""], ids=repr)
+def test_stdin_stops_at_a_line_that_is_no_json_object(line: bytes) -> None:
+    read_fd, write_fd = os.pipe()
+    stdin = payload_chase.Stdin(threading.Event(), read_fd)
+    stdin.start()
+    try:
+        os.write(write_fd, line)
+        if not line:
+            os.close(write_fd)  # end-of-file
+        deadline = time.monotonic() + 5
+        while not stdin.stopped and time.monotonic() < deadline:
+            stdin.wake.wait(0.1)
+        assert stdin.stopped and stdin.take() == []
+    finally:
+        if line:
+            os.close(write_fd)
+        os.close(read_fd)
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,15 @@
 """`monitor`: libc lookups and raw queries from one UDP socket at steady rates, streamed as NDJSON
-rows while a change runs (a CoreDNS rollout), until a line or end-of-file on stdin."""
+rows while a change runs (a CoreDNS rollout), until a line or end-of-file on stdin; names sent on
+stdin (or as `chase`) are asked through the libc until they answer (chase.py)."""
 
 from __future__ import annotations
 
 import collections
 import ipaddress
 import itertools
-import os
-import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..protocol import (
     CLIENTS,
@@ -23,9 +22,13 @@ from ..protocol import (
     MONITOR_DRAIN_S,
     PROBE_VERSION,
 )
+from .chase import Chase, Stdin
 from .common import ArgError, arg, emit, ip_arg, mono, read_resolv_conf
 from .lookup import Lookups
 from .udpsocket import QTYPES, SOCKET, SocketClient
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 LIBC = CLIENTS.index("libc")  # the client column of its rows
 
@@ -40,20 +43,6 @@ def first_nameserver(text: str | None) -> str | None:
             except ValueError:
                 continue
     return None
-
-
-def watch_stdin(stopped: threading.Event) -> None:
-    """Set `stopped` at the first line or at end-of-file on stdin. Raw reads of fd 0, so no lock of
-    sys.stdin is held by this (daemon) thread when the interpreter exits."""
-    try:
-        fd = sys.stdin.fileno()
-        while True:
-            chunk = os.read(fd, 4096)
-            if not chunk or b"\n" in chunk:
-                break
-    except (AttributeError, OSError, ValueError):  # no stdin at all: nothing could ever stop us
-        pass
-    stopped.set()
 
 
 class Rows:
@@ -86,40 +75,64 @@ class Rows:
 
 
 class LibcClient:
-    """Open-loop getaddrinfo: each lookup in its own daemon thread, at most max_in_flight at once."""
+    """getaddrinfo, each lookup in its own daemon thread, at most max_in_flight at once: open loop
+    over the run's names (start), and the chased names' lookups (start_chase)."""
 
-    def __init__(self, rows: Rows, names: list[str], family: int, max_in_flight: int, t0: int) -> None:
+    def __init__(self, rows: Rows, names: list[str], family: int, max_in_flight: int, t0: int,
+                 wake: threading.Event) -> None:
         self.rows = rows
-        self.lookups = Lookups(names, family, 0)
+        self.lookups = Lookups(list(names), family, 0)  # its own list: chased names are appended to it
+        self.n_names = len(names)  # the open loop's, which it takes in turn
         self.max_in_flight = max_in_flight
         self.t0 = t0
+        self.wake = wake
+        self.slot_wanted = False  # a chased name waits for a free slot: wake the run when one frees
         self.turn = itertools.count()
         self.in_flight = 0
         self.closed = False
         self.cond = threading.Condition()
 
     def start(self) -> None:
+        if not self._slot():
+            self.rows.tally("skipped")
+            return
+        self._thread(next(self.turn) % self.n_names, None)
+
+    def start_chase(self, idx: int, ended: Callable[[int, bool, int], None]) -> bool:
+        """One lookup of a chased name, `ended(idx, ok, end)` after its row; False if none started."""
+        return self._slot() and self._thread(idx, ended)
+
+    def _slot(self) -> bool:
         with self.cond:
             if self.in_flight >= self.max_in_flight:
-                self.rows.tally("skipped")
-                return
+                return False
             self.in_flight += 1
-        idx = next(self.turn) % len(self.lookups.names)
+            return True
+
+    def _thread(self, idx: int, ended: Callable[[int, bool, int], None] | None) -> bool:
         try:
-            threading.Thread(target=self._one, args=(idx,), daemon=True).start()
+            threading.Thread(target=self._one, args=(idx, ended), daemon=True).start()
         except RuntimeError as exc:  # the pod's thread limit: counted like a lookup not started
             with self.cond:
                 self.in_flight -= 1
+            if ended is None:
                 self.rows.tally("skipped")
             self.rows.error(ERR_OTHER, f"cannot start a lookup thread: {exc}")
+            return False
+        return True
 
-    def _one(self, idx: int) -> None:
+    def _one(self, idx: int, ended: Callable[[int, bool, int], None] | None) -> None:
         row = self.lookups.one(idx, self.t0)  # [name_index, start_offset_ns, latency_ns, ok, error_code, n_addrs]
         with self.cond:
             self.in_flight -= 1
-            if not self.closed:  # after close the end document is being written: too late to count
+            closed = self.closed
+            if not closed:  # after close the end document is being written: too late to count
                 self.rows.add(LIBC, row[0], row[1], row[2], row[4])
             self.cond.notify_all()
+        if ended is not None and not closed:
+            ended(idx, row[3] == 1, self.t0 + row[1] + row[2])
+        elif self.slot_wanted:
+            self.wake.set()
 
     def close(self) -> int:
         """No row counts any more; the number of lookups still running (unfinished)."""
@@ -128,16 +141,30 @@ class LibcClient:
             return self.in_flight
 
 
+def _names(args: dict[str, Any], key: str, needed: str | None) -> list[str]:
+    """A list of names; absent (or empty) is [] unless `needed` says why some are."""
+    if args.get(key) is None or args.get(key) == [] and needed is None:
+        if needed is not None:
+            raise ArgError(f"missing argument {key!r}: {needed}")
+        return []
+    names: list[str] = arg(args, key, list)
+    return names
+
+
 def cmd_monitor(args: dict[str, Any]) -> dict[str, Any]:
-    names = arg(args, "names", list, required=True)
     qps = arg(args, "qps", float, 10.0, lo=0.0, hi=MAX_MONITOR_QPS)
     socket_qps = arg(args, "socket_qps", float, 0.0, lo=0.0, hi=MAX_MONITOR_QPS)
+    names = _names(args, "names", "needed while qps or socket_qps is above 0 (qps defaults to 10)"
+                   if qps > 0 or socket_qps > 0 else None)
     family = FAMILIES[arg(args, "family", str, "any", choices=FAMILIES)]
     qtype = QTYPES[arg(args, "qtype", str, "A", choices=QTYPES)]
     timeout_s = arg(args, "timeout_s", float, 2.0, lo=0.05, hi=30.0)
     max_in_flight = arg(args, "max_in_flight", int, 64, lo=1, hi=MAX_THREADS)
     duration_s = arg(args, "duration_s", float, 600.0, lo=0.0, hi=MAX_DURATION_S)
     flush_s = arg(args, "flush_s", float, 0.5, lo=0.05, hi=10.0)
+    chase_every_s = arg(args, "chase_every_s", float, 0.1, lo=0.02, hi=10.0)
+    chase_give_up_s = arg(args, "chase_give_up_s", float, 120.0, lo=1.0, hi=MAX_DURATION_S)
+    chase_names = _names(args, "chase", None)
     server = ip_arg(args, "server")
     if server is None:
         text, error = read_resolv_conf()
@@ -150,10 +177,12 @@ def cmd_monitor(args: dict[str, Any]) -> dict[str, Any]:
         server = str(ipaddress.ip_address(server))  # as recvfrom gives the source, for the match
 
     rows = Rows()
-    stdin_line = threading.Event()
+    wake = threading.Event()  # the run's loop sleeps on it: stdin, and chased lookups ending
     t0 = mono()
-    libc = LibcClient(rows, names, family, max_in_flight, t0) if qps > 0 else None
+    libc = LibcClient(rows, names, family, max_in_flight, t0, wake)
     sock = SocketClient(rows, names, qtype, server, timeout_s, t0) if socket_qps > 0 else None
+    chase = Chase(libc, chase_every_s, chase_give_up_s, wake)
+    stdin = Stdin(wake)
     emit(
         {
             "command": "monitor",
@@ -168,11 +197,15 @@ def cmd_monitor(args: dict[str, Any]) -> dict[str, Any]:
             "qps": qps,
             "socket_qps": socket_qps,
             "timeout_s": timeout_s,
+            "chase_every_s": chase_every_s,
+            "chase_give_up_s": chase_give_up_s,
         }
     )
-    threading.Thread(target=watch_stdin, args=(stdin_line,), daemon=True).start()
+    if chase_names:
+        stdin.put("chase", chase_names)  # as if the first line on stdin: its chased line comes first
+    stdin.start()
     try:
-        stopped = _run(rows, libc, sock, qps, socket_qps, t0, duration_s, flush_s, stdin_line)
+        stopped = _run(rows, libc, sock, chase, stdin, qps, socket_qps, t0, duration_s, flush_s)
         unfinished = _drain(rows, libc, sock, flush_s, timeout_s)
     finally:
         if sock is not None:
@@ -182,7 +215,9 @@ def cmd_monitor(args: dict[str, Any]) -> dict[str, Any]:
         emit({"event": "rows", "rows": batch})
     count = rows.count
     # the clients' codes do not overlap but for ERR_ENCODE and ERR_OTHER: libc's text comes first
-    errors = {**rows.errors, **(libc.lookups.errors if libc is not None else {})}
+    errors = {**rows.errors, **libc.lookups.errors}
+    with chase.lock:
+        given_up = chase.given_up
     return {
         "event": "end",
         "stopped": stopped,
@@ -194,6 +229,7 @@ def cmd_monitor(args: dict[str, Any]) -> dict[str, Any]:
                 "failed": count["libc_failed"],
                 "skipped": count["skipped"],
                 "unfinished": unfinished,
+                "chase_given_up": given_up,
             },
             "socket": {
                 "queries": count["socket_ok"] + count["socket_failed"],
@@ -208,20 +244,21 @@ def cmd_monitor(args: dict[str, Any]) -> dict[str, Any]:
 
 def _run(
     rows: Rows,
-    libc: LibcClient | None,
+    libc: LibcClient,
     sock: SocketClient | None,
+    chase: Chase,
+    stdin: Stdin,
     qps: float,
     socket_qps: float,
     t0: int,
     duration_s: float,
     flush_s: float,
-    stdin_line: threading.Event,
 ) -> str:
-    """Start lookups and send queries on their schedules and write rows lines, until stdin or the
-    duration says stop; which one did."""
+    """Start lookups and send queries on their schedules, take the chase lines, write rows lines,
+    until stdin or the duration says stop; which one did."""
     period = {LIBC: 1e9 / qps if qps else 0.0, SOCKET: 1e9 / socket_qps if socket_qps else 0.0}
     due: dict[int, float] = {}
-    if libc is not None:
+    if qps > 0:
         due[LIBC] = float(t0)
     if sock is not None:
         due[SOCKET] = float(t0)
@@ -229,31 +266,38 @@ def _run(
     flush_ns = int(flush_s * 1e9)
     next_flush = t0 + flush_ns
     while True:
-        if stdin_line.is_set():
+        stdin.wake.clear()  # before taking: whatever comes after this sets it again
+        for kind, value in stdin.take():
+            if kind == "chase":  # announced before any row of the new indexes
+                emit({"event": "chased", "names": value, "first_index": chase.add(value)})
+            else:
+                emit({"event": "error", "error": value})
+        if stdin.stopped:
             return "stdin"
         now = mono()
         if now >= deadline:
             return "duration"
         for client, when in due.items():
             if now >= when:
-                if client == LIBC and libc is not None:
+                if client == LIBC:
                     libc.start()
                 elif sock is not None:
                     sock.send()
                 # a schedule held up (a slow thread start) is not made up in a burst afterwards
                 due[client] = max(when, now - period[client]) + period[client]
+        chase_due = chase.step(now)
         if now >= next_flush:
             batch = rows.take()
             if batch:
                 emit({"event": "rows", "rows": batch})
             next_flush = max(next_flush + flush_ns, now)
-        wake = min([deadline, next_flush, *due.values()])
+        wake = min([deadline, next_flush, *due.values(), *([chase_due] if chase_due is not None else [])])
         wait = wake - mono()
         if wait > 0:
-            stdin_line.wait(wait / 1e9)  # the schedule's next step, cut short by a stop line
+            stdin.wake.wait(wait / 1e9)  # the schedule's next step, cut short by stdin or a chased lookup's end
 
 
-def _drain(rows: Rows, libc: LibcClient | None, sock: SocketClient | None, flush_s: float, timeout_s: float) -> int:
+def _drain(rows: Rows, libc: LibcClient, sock: SocketClient | None, flush_s: float, timeout_s: float) -> int:
     """After the stop: wait for lookups in flight (up to MONITOR_DRAIN_S) and the socket's pending
     queries (their timeout), still writing rows lines; the number of lookups left unfinished."""
     flush_ns = int(flush_s * 1e9)
@@ -265,12 +309,12 @@ def _drain(rows: Rows, libc: LibcClient | None, sock: SocketClient | None, flush
     while True:
         now = mono()
         sock_done = sock is None or sock.drain(0)
-        libc_done = libc is None or now >= libc_deadline
-        if libc is not None and not libc_done:
+        libc_done = now >= libc_deadline
+        if not libc_done:
             with libc.cond:
                 libc_done = libc.in_flight == 0
         if sock_done and libc_done:
-            return libc.close() if libc is not None else 0
+            return libc.close()
         if now >= next_flush:
             batch = rows.take()
             if batch:
@@ -279,7 +323,7 @@ def _drain(rows: Rows, libc: LibcClient | None, sock: SocketClient | None, flush
         wait_ns = min(next_flush - mono(), 5 * 10**7)
         if sock is not None and not sock_done:
             sock.receiver.join(max(wait_ns, 10**6) / 1e9)
-        elif libc is not None:
+        else:
             with libc.cond:
                 if libc.in_flight:
                     libc.cond.wait(max(wait_ns, 10**6) / 1e9)
