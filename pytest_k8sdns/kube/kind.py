@@ -120,10 +120,18 @@ class KindCluster:
         networks = json.loads(out)[0]["NetworkSettings"]["Networks"]
         self.upstream_ip = networks["kind"]["IPAddress"]
         # Nodes (and dnsPolicy: Default pods) resolve through the test upstream too, never
-        # through the machine's own resolver.
-        for node in self.node_containers():
+        # through the machine's own resolver. The upstream answers NXDOMAIN for the node names that
+        # Docker's DNS resolved, and kubelet's and kube-proxy's kubeconfigs name the API server by
+        # its node's name: every node's /etc/hosts lists every node (a kube-proxy started later
+        # copies it, and reaches the API server).
+        nodes = self.node_containers()
+        inspected = json.loads(run_tool(["docker", "inspect", *nodes], option="--k8sdns-kind"))
+        hosts = "".join(f"{c['NetworkSettings']['Networks']['kind']['IPAddress']}\t{c['Name'].lstrip('/')}\n"
+                        for c in inspected)
+        for node in nodes:
             run_tool(["docker", "exec", "-i", node, "sh", "-c", "cat > /etc/resolv.conf"],
                      input=f"nameserver {self.upstream_ip}\noptions ndots:1\n", option="--k8sdns-kind")
+            run_tool(["docker", "exec", "-i", node, "sh", "-c", "cat >> /etc/hosts"], input=hosts, option="--k8sdns-kind")
         return self.upstream_ip
 
     def delete(self) -> None:

@@ -44,14 +44,15 @@ def plugin_run(request: pytest.FixtureRequest) -> Iterator[Run]:
 
 @pytest.fixture(scope="session")
 def kind_session(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One inner pytest session on a fresh kind cluster: its exit code, output, results file, and
-    the paths of its JUnit XML (xunit1, so it holds each check's figures) and self-contained HTML."""
+    """One inner pytest session on a fresh kind cluster, with check 16's built-in changes (those for
+    clusters the plugin created too): its exit code, output, results file, and the paths of its
+    JUnit XML (xunit1, so it holds each check's figures) and self-contained HTML."""
     _need_kind_and_images()
     before = set(docker_leftovers())
     out = tmp_path_factory.mktemp("kind-session")
     results = out / "results.json"
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "-q",
-            "--k8sdns-kind", f"--k8sdns-kind-image={NODE_IMAGE}",
+            "--k8sdns-kind", f"--k8sdns-kind-image={NODE_IMAGE}", "--k8sdns-disruptive", "--k8sdns-settle-s=5",
             f"--k8sdns-glibc-image={GLIBC_IMAGE}", f"--k8sdns-musl-image={MUSL_IMAGE}",
             f"--k8sdns-results={results}", f"--junitxml={out / 'junit.xml'}", "-o", "junit_family=xunit1",
             f"--html={out / 'report.html'}", "--self-contained-html",

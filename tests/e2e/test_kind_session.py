@@ -37,9 +37,9 @@ def test_whole_suite_passes_on_healthy_cluster(kind_session: dict) -> None:
     failed = {k: v for k, v in outcomes.items() if v not in ("passed", "skipped")}
     assert not failed
     skipped = {c["nodeid"] for c in checks if c["outcome"] == "skipped"}
-    # only NodeLocal (none deployed) and check 16 (no change asked for) skip on the healthy cluster
-    assert skipped and all("test_nodelocal.py" in n or "test_change.py" in n for n in skipped), skipped
-    assert all("no NodeLocal DNSCache deployed" in c["message"] or "no change to watch" in c["message"]
+    # only NodeLocal skips on the healthy cluster (none deployed): its checks, and check 16's rollout of it
+    assert skipped and all("test_nodelocal.py" in n or n.endswith("[nodelocal-rollout]") for n in skipped), skipped
+    assert all("no NodeLocal DNSCache deployed" in c["message"] or "no NodeLocal DNSCache DaemonSet" in c["message"]
                for c in checks if c["outcome"] == "skipped")
     for libc in ("glibc", "musl"):
         assert outcomes[f"test_lookup_latency[{libc}]"] == "passed"
@@ -48,6 +48,34 @@ def test_whole_suite_passes_on_healthy_cluster(kind_session: dict) -> None:
     assert outcomes["test_monitor_fixture_sync_gate"] == outcomes["test_monitor_fixture_async_gate"] == "passed"
     timeline = next(c for c in checks if c["nodeid"].endswith("::test_monitor_fixture_sync_gate"))["timeline"]
     assert timeline["rows"] and [m["label"] for m in timeline["marks"]] == ["change start", "change end"]
+
+
+#: check 16's built-in changes that run on the kind cluster the session creates (no NodeLocal there)
+CHANGES = ("coredns-rollout", "coredns-pod-delete", "node-drain", "kube-proxy-restart")
+
+
+def test_dns_holds_during_every_built_in_change(kind_session: dict) -> None:
+    """--k8sdns-disruptive on a cluster the plugin created: the rollouts, a node drain and a
+    kube-proxy restart, each watched from every chosen node, lose no lookup within the bounds."""
+    checks = [c for c in kind_session["results"]["checks"] if c["name"] == "test_dns_during_change"]
+    by_change = {c["params"]["k8sdns_change"]: c for c in checks}
+    assert set(by_change) == {*CHANGES, "nodelocal-rollout"}, sorted(by_change)
+    assert by_change["nodelocal-rollout"]["outcome"] == "skipped"
+    for name in CHANGES:
+        check = by_change[name]
+        m = check["measurements"]
+        print(f"{name}: {m['lookups']['value']} lookups, {m['failed']['value']} failed, longest gap "
+              f"{m['longest_gap_s']['value']} s, p99 {m['p99_ms']['value']} ms, socket {m['socket_failed']['value']} "
+              f"of {m['socket_queries']['value']} (recovery {m['socket_recovery_s']['value']} s), change "
+              f"{m['change_s']['value']} s")
+        assert check["outcome"] == "passed", (name, check.get("message", ""))
+        timeline = check["timeline"]
+        assert timeline["change"]["name"] == name and timeline["change"]["exit_code"] == 0, timeline["change"]
+        assert timeline["rows"] and [m["label"] for m in timeline["marks"]] == ["change start", "change end"]
+    drained = by_change["node-drain"]["timeline"]["change"]["output"]
+    assert re.fullmatch(r"drained \S+ \(evicted coredns-\S+.*\); CoreDNS whole again after [\d.]+ s; uncordoned",
+                        drained), drained
+    assert "healthy on every node" in by_change["kube-proxy-restart"]["timeline"]["change"]["output"]
 
 
 def test_results_hold_measurements(kind_session: dict) -> None:

@@ -143,3 +143,43 @@ def test_a_command_that_overruns_is_killed_with_everything_it_started(tmp_path) 
     assert time.monotonic() - t0 < 10
     time.sleep(3.5)
     assert not marker.exists(), "the command's child outlived the kill of its process group"
+
+
+def test_scenarios_that_change_nodes_are_asked_only_on_a_cluster_the_plugin_creates() -> None:
+    on_yours = changes_asked(Settings(disruptive=True, context="staging"))
+    assert on_yours == ["coredns-rollout", "coredns-pod-delete", "nodelocal-rollout"]
+    on_kind = changes_asked(Settings(disruptive=True, kind=True))
+    assert on_kind == [*on_yours, "node-drain", "kube-proxy-restart"]
+    assert changes_asked(Settings(kind=True)) == []
+
+
+def test_a_scenario_for_created_clusters_refuses_any_other() -> None:
+    from types import SimpleNamespace
+
+    from pytest_k8sdns.monitor import scenarios
+
+    yours = scenarios.Context(SimpleNamespace(context="staging"), None, None)  # type: ignore[arg-type]
+    for name in ("node-drain", "kube-proxy-restart"):
+        with pytest.raises(scenarios.NotApplicable, match=f"^{name} runs only on a kind cluster the plugin created"):
+            scenarios.SCENARIOS[name].check(yours)
+        with pytest.raises(scenarios.NotApplicable):
+            scenarios.SCENARIOS[name].run(yours)  # refused before it touches anything
+    with pytest.raises(scenarios.NotApplicable, match="no NodeLocal DNSCache DaemonSet"):
+        scenarios.SCENARIOS["nodelocal-rollout"].check(yours)
+
+
+def test_a_drain_evicts_what_kubectl_drain_does_but_not_the_monitors_own_pods() -> None:
+    from types import SimpleNamespace
+
+    from pytest_k8sdns.monitor.scenarios import drained_pods
+
+    def pod(name: str, owner: str = "ReplicaSet", labels: dict | None = None, annotations: dict | None = None,
+            deleting: bool = False) -> SimpleNamespace:
+        return SimpleNamespace(metadata=SimpleNamespace(
+            name=name, namespace="ns", owner_references=[SimpleNamespace(kind=owner)] if owner else [],
+            labels=labels or {}, annotations=annotations or {}, deletion_timestamp="now" if deleting else None))
+
+    pods = [pod("coredns-b"), pod("kube-proxy-x", "DaemonSet"), pod("etcd-cp", "Node",
+            annotations={"kubernetes.io/config.mirror": "abc"}), pod("probe", "", {"app.kubernetes.io/managed-by":
+            "pytest-k8sdns", "k8sdns.io/run": "r"}), pod("bare", ""), pod("going", deleting=True), pod("coredns-a")]
+    assert [p.metadata.name for p in drained_pods(pods)] == ["bare", "coredns-a", "coredns-b"]
