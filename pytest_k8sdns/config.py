@@ -120,6 +120,12 @@ OPTIONS: tuple[Option, ...] = (
            unit="s", threshold=True),
     Option("change_p99_ms", _positive_float, 1000.0, "bound on the p99 libc lookup latency during a change", unit="ms",
            threshold=True),
+    Option("propagation_objects", _positive_int, 10, "Services, and headless pods, whose names the propagation check "
+           "times (check 17)"),
+    Option("propagation_p99_s", _positive_float, 10.0, "bound on the p99 time from a Service created, or a headless pod "
+           "Ready, to its name answering, per node and libc", unit="s", threshold=True),
+    Option("negative_window_s", _positive_float, 30.0, "bound on how long a name asked before its Service existed "
+           "keeps answering NXDOMAIN once the Service is there", unit="s", threshold=True),
     Option("socket_recovery_s", _positive_float, 5.0, "longest a long-lived UDP socket (fixed source port) may fail "
            "during a change", unit="s", threshold=True),
 )
@@ -180,6 +186,9 @@ class Settings:
     change_max_gap_s: float = default("change_max_gap_s")
     change_p99_ms: float = default("change_p99_ms")
     socket_recovery_s: float = default("socket_recovery_s")
+    propagation_objects: int = default("propagation_objects")
+    propagation_p99_s: float = default("propagation_p99_s")
+    negative_window_s: float = default("negative_window_s")
 
     @property
     def active(self) -> bool:

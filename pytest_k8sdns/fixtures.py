@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 
 from pytest_k8sdns.config import Settings
 from pytest_k8sdns.dns import objects
+from pytest_k8sdns.dns import propagation as propagation_
 from pytest_k8sdns.dns.coredns import CoreDNSInspector
 from pytest_k8sdns.dns.nodelocal import NodeLocalInspector, find_nodelocal
 from pytest_k8sdns.dns.paths import DnsPaths
@@ -273,6 +275,23 @@ def dns_objects(k8sdns_run: Run, cluster_domain: str, external_name: tuple[str, 
         objects.create, k8sdns_run.cluster, k8sdns_run.namespace, k8sdns_run.run_id, cluster_domain,
         s.glibc_image, external_name[0], s.pod_timeout, s.image_options())
     return made
+
+
+@pytest.fixture(scope="session")
+def propagation(k8sdns_run: Run, probe_fleet: Fleet, cluster_domain: str,
+                nodelocal: NodeLocalInspector | None) -> propagation_.Propagation:
+    """Session. Check 17's measurement, made once: how long new Services and headless pods take to
+    answer, and how long pre-asked names stay NXDOMAIN, from every chosen node (at most 32) and libc."""
+    from pytest_k8sdns.monitor.fixtures import MAX_MONITOR_NODES
+
+    s = k8sdns_run.settings
+    pods = [probe_fleet.pod(node, libc) for node in probe_fleet.nodes[:MAX_MONITOR_NODES] for libc in LIBCS]
+    path = f"NodeLocal DNSCache ({nodelocal.local_ip})" if nodelocal is not None else "the cluster DNS"
+    measured: propagation_.Propagation = _guarded(lambda: asyncio.run(propagation_.measure(
+        k8sdns_run.cluster, k8sdns_run.namespace, k8sdns_run.run_id, pods, cluster_domain, image=s.glibc_image,
+        objects=s.propagation_objects, budget_qps=probe_fleet.budget_qps, pod_timeout_s=s.pod_timeout, path=path,
+        give_up_s=3 * s.propagation_p99_s, primed_give_up_s=2 * s.negative_window_s + 5)))
+    return measured
 
 
 @pytest.fixture(scope="session")

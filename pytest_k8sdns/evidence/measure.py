@@ -57,6 +57,9 @@ class Q:
     CHANGE_P99 = "change.latency.p99"
     CHANGE_SOCKET_RECOVERY = "change.socket_recovery"  # the long-lived UDP socket's longest run of failures, s
     CHANGE_SECONDS = "change.seconds"  # how long the change itself ran
+    PROPAGATION_P50 = "propagation.p50"  # from ready to the name answering, s (entity: kind, node, libc)
+    PROPAGATION_P99 = "propagation.p99"
+    NEGATIVE_WINDOW = "propagation.negative_window"  # a pre-asked name's NXDOMAIN after its Service existed, s
 
 
 #: The upgrade gate's rules, by quantity: a p99 that may grow only by --k8sdns-max-p99-growth, and

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pytest_k8sdns.dns import corefile
-from pytest_k8sdns.errors import ClusterError
+from pytest_k8sdns.errors import ClusterError, ConfigError
 from pytest_k8sdns.faults.base import (
     COREDNS_NAMESPACE,
     COREDNS_SELECTOR,
@@ -139,6 +139,34 @@ class CoreDNSFaults(FaultBase):
                 yield
         finally:
             self.restart_coredns()  # pods that read the restored Corefile, not the reload plugin's later pick-up
+
+    @contextlib.contextmanager
+    def coredns_long_denial_ttl(self, seconds: int = 60) -> Iterator[None]:
+        """CoreDNS keeps NXDOMAIN of the cluster zone `seconds` long: the kubernetes plugin's `ttl`
+        (the zone's negative TTL) and the cache's ceiling raised, its cluster-zone exemptions dropped.
+        A name asked before its Service existed then stays NXDOMAIN that long after it is created."""
+        def edit(text: str) -> str:
+            with contextlib.suppress(ConfigError):  # a cache without `disable` lines has nothing to drop
+                text = corefile.remove_option(text, "cache", "disable")
+            text = corefile.set_plugin_args(text, "cache", [str(seconds)])
+            return corefile.set_option(text, "kubernetes", "ttl", [str(seconds)])
+
+        with self._corefile_edit("coredns_long_denial_ttl", edit):
+            yield
+
+    @contextlib.contextmanager
+    def coredns_api_cut(self) -> Iterator[None]:
+        """The CoreDNS pods lose the API server (their TCP to it is reset, in every node's INPUT and
+        FORWARD chains): they keep answering what they knew, and never learn a new Service or pod.
+        Undoing rolls CoreDNS, so its informers start afresh."""
+        rules = [[chain, "-s", f"{ip}/32", "-p", "tcp", "--dport", str(port), "-m", "comment", "--comment",
+                  "k8sdns-fault-api-cut", "-j", "REJECT", "--reject-with", "tcp-reset"]
+                 for ip in self._coredns_pod_ips() for chain in ("INPUT", "FORWARD") for port in (6443, 443)]
+        try:
+            with self._node_rules(rules):
+                yield
+        finally:
+            self.restart_coredns()
 
     @contextlib.contextmanager
     def coredns_cpu_starved(self, millicores: int = 1) -> Iterator[None]:

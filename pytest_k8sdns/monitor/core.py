@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -22,7 +23,12 @@ from pytest_k8sdns.kube.stream import ExecStream
 from pytest_k8sdns.monitor.timeline import Mark, Sample, Stream, Timeline
 from pytest_k8sdns.probe import build, schema
 from pytest_k8sdns.probe.pods import ProbePod
-from pytest_k8sdns.probe.results import MonitorEnd, MonitorStart
+from pytest_k8sdns.probe.results import (
+    MonitorChased,
+    MonitorEnd,
+    MonitorStart,
+    MonitorStdinError,
+)
 from pytest_k8sdns.verdict.disruption import (
     ChangeBounds,
     ChangeOutcome,
@@ -49,6 +55,13 @@ class ProbeStream:
         self.error = ""  # why the stream ended without its end document
         self._exec: ExecStream | None = None
         self.streams = {client: Stream(pod.node, pod.libc, client) for client in ("libc", "socket")}
+        #: every name the stream asks, by name_index: the rotation's, then the chased ones
+        self.names: list[str] = [*args["names"], *args.get("chase", [])]
+        self._rotation = len(args["names"])
+        self._confirmed = self._rotation  # names the probe has confirmed (its start, its chased lines)
+        self.ignored: list[str] = []  # stdin lines the probe ignored, in its words
+        #: libc lookups of chased names, by name: (start unix ns, latency ns, ok, error code)
+        self.chased: dict[str, list[tuple[int, int, bool, int]]] = {}
 
     @property
     def label(self) -> str:
@@ -62,15 +75,25 @@ class ProbeStream:
         """Read what arrived; False once the stream has ended (its end document, or the exec closed)."""
         assert self._exec is not None, "open() first"
         for line in self._exec.lines(timeout_s):
-            parsed = schema.parse_monitor_line(line, where=self.pod.where)
+            parsed = schema.parse_monitor_line(line, where=self.pod.where, n_names=self._confirmed)
             if isinstance(parsed, MonitorStart):
                 self.start = parsed
             elif isinstance(parsed, MonitorEnd):
                 self.end = parsed
+            elif isinstance(parsed, MonitorStdinError):
+                self.ignored.append(parsed.error)
+            elif isinstance(parsed, MonitorChased):
+                self.names[parsed.first_index:parsed.first_index + len(parsed.names)] = list(parsed.names)
+                self._confirmed = parsed.first_index + len(parsed.names)
             elif self.start is not None:
                 t0 = self.start.t0_unix_ns
-                self.samples.extend(Sample(self.streams[r.client], t0 + r.start_offset_ns, r.latency_ns, r.ok,
-                                           r.error_code) for r in parsed)
+                for r in parsed:
+                    if r.name_index < self._rotation:  # the timeline holds the rotation's lookups only
+                        self.samples.append(Sample(self.streams[r.client], t0 + r.start_offset_ns, r.latency_ns,
+                                                   r.ok, r.error_code))
+                    else:
+                        self.chased.setdefault(self.names[r.name_index], []).append(
+                            (t0 + r.start_offset_ns, r.latency_ns, r.ok, r.error_code))
         if self.end is not None:
             return False
         if not self._exec.running:
@@ -82,6 +105,15 @@ class ProbeStream:
 
     def ok_seen(self, client: str) -> bool:
         return any(s.ok and s.stream.client == client for s in self.samples)
+
+    def chase(self, names: Sequence[str]) -> None:
+        """Have the probe ask these names until each answers once (they get the next name indexes)."""
+        if self._exec is not None:
+            self.names.extend(names)
+            self._exec.send(json.dumps({"chase": list(names)}) + "\n")
+
+    def answered(self, name: str) -> bool:
+        return any(ok for _, _, ok, _ in self.chased.get(name, []))
 
     def stop(self) -> None:
         if self._exec is not None:
@@ -97,13 +129,13 @@ class Monitor:
 
     def __init__(self, pods: Sequence[ProbePod], *, names: Sequence[str], qps: float, socket_qps: float,
                  timeout_s: float = 2.0, warm_timeout_s: float = 60.0, max_duration_s: float = 3600.0,
-                 bounds: ChangeBounds | None = None) -> None:
+                 bounds: ChangeBounds | None = None, chase: Sequence[str] = (), chase_every_s: float = 0.1) -> None:
         if not pods:
             raise K8sDnsError("the monitor has no probe pod to stream from; the placement chose no node")
-        self.streams = [ProbeStream(pod, {
-            "names": list(names), "qps": qps, "socket_qps": socket_qps if pod.libc == "glibc" else 0.0,
-            "timeout_s": timeout_s, "duration_s": max_duration_s,
-        }) for pod in pods]
+        args: dict[str, Any] = {"names": list(names), "qps": qps, "timeout_s": timeout_s, "duration_s": max_duration_s,
+                                "chase_every_s": chase_every_s, **({"chase": list(chase)} if chase else {})}
+        self.streams = [ProbeStream(pod, {**args, "socket_qps": socket_qps if pod.libc == "glibc" else 0.0})
+                        for pod in pods]
         self.warm_timeout_s = warm_timeout_s
         self.bounds = bounds or ChangeBounds()
         self.marks: list[Mark] = []
@@ -125,6 +157,11 @@ class Monitor:
         except BaseException:
             await self._shutdown()
             raise
+
+    async def chase(self, names: Sequence[str]) -> None:
+        """Every stream asks these names until each answers once (propagation, negative caching)."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._pool, s.chase, list(names)) for s in self.streams))
 
     def mark(self, label: str) -> None:
         """Mark a moment on the timeline (the change's start and end; any step of a gate)."""

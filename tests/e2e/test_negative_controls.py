@@ -73,7 +73,10 @@ def fails_its_targets(fault: str, bad: dict[str, str]) -> None:
 def test_healthy_cluster_passes(faulted, tmp_path: Path) -> None:
     run, _ = faulted
     checks = suite(run, tmp_path, "test_loop.py", "test_latency.py", "test_ndots.py", "test_records.py",
-                   "test_replicas.py")
+                   "test_replicas.py", "test_propagation.py")
+    for name in ("test_new_names_answer_soon[service]", "test_new_names_answer_soon[headless-pod]", "test_negative_window"):
+        m = checks[name]["measurements"]
+        print(name, {k: v["value"] for k, v in m.items() if "[" not in k})
     assert failed(checks) == {}
     assert {c["outcome"] for c in checks.values()} == {"passed"}
 
@@ -448,15 +451,14 @@ def change_figures(check: dict[str, Any]) -> str:
 
 
 def test_changes_pass_on_a_healthy_cluster(faulted, tmp_path: Path) -> None:
-    """--k8sdns-during and the built-in scenarios, on CoreDNS with lameduck 5s and 2 replicas: no
-    lookup lost, and each check carries the raw timeline and the change's exit and output."""
+    """--k8sdns-during (a rollout restart) on CoreDNS with lameduck 5s and 2 replicas, from both
+    workers: no lookup lost, and the check carries the raw timeline and the command's exit and
+    output. (The built-in scenarios run in tests/e2e/test_kind_session.py's --k8sdns-kind session.)"""
     run, _ = faulted
-    checks = suite(run, tmp_path, "test_change.py", extra=(*CHANGE, "--k8sdns-disruptive", f"--k8sdns-during={ROLLOUT}"))
+    checks = suite(run, tmp_path, "test_change.py", extra=(*CHANGE, f"--k8sdns-during={ROLLOUT}"))
     for name, check in sorted(checks.items()):
-        if check["outcome"] != "skipped":
-            print(change_figures(check))
-    assert failed(checks) == {}, failed(checks)
-    assert checks["test_dns_during_change[nodelocal-rollout]"]["outcome"] == "skipped"  # none deployed yet
+        print(change_figures(check))
+    assert failed(checks) == {} and set(checks) == {"test_dns_during_change[during]"}, checks
     during = checks["test_dns_during_change[during]"]
     timeline = during["timeline"]
     assert timeline["change"]["exit_code"] == 0 and "rolled coredns" in timeline["change"]["output"]
@@ -485,6 +487,38 @@ def test_coredns_without_lameduck(faulted, tmp_path: Path) -> None:
     start = next(m["at_ms"] for m in timeline["marks"] if m["label"] == "change start")
     spoiled = [row for row in timeline["rows"] if row[1] >= start and (row[3] == 0 or row[2] >= 1000)]
     assert spoiled, "the timeline holds no failed or slow lookup after the change began"
+
+
+# ---- check 17, propagation and negative caching ---------------------------------------------
+
+def test_coredns_long_denial_ttl(faulted, tmp_path: Path) -> None:
+    """CoreDNS keeps NXDOMAIN 20 s: a name asked before its Service existed stays denied about that
+    long, past a 10 s bound, on every node and libc; with the fault undone it answers at once."""
+    run, faults = faulted
+    window = ("--k8sdns-negative-window-s=10",)
+    with faults.coredns_long_denial_ttl(20):
+        checks = suite(run, tmp_path, "test_propagation.py::test_negative_window", extra=window)
+    bad = failed(checks)
+    fails_its_targets("coredns_long_denial_ttl", bad)
+    worst = checks["test_negative_window"]["measurements"]["p99_s"]["value"]
+    print("negative window under a 20 s denial TTL:", worst, "s;", bad["test_negative_window"])
+    assert "kept NXDOMAIN for" in bad["test_negative_window"] and 10 < worst <= 30, (worst, bad)
+    assert failed(suite(run, tmp_path, "test_propagation.py::test_negative_window", extra=window)) == {}
+
+
+def test_coredns_api_cut(faulted, tmp_path: Path) -> None:
+    """CoreDNS cut off from the API server never learns the new Services and pods: both kinds fail,
+    every stream counting them as never answering."""
+    run, faults = faulted
+    with faults.coredns_api_cut():
+        # small bounds: a name that never answers is given up on at three times the bound
+        checks = suite(run, tmp_path, "test_propagation.py::test_new_names_answer_soon",
+                       extra=("--k8sdns-propagation-objects=3", "--k8sdns-propagation-p99-s=2",
+                              "--k8sdns-negative-window-s=3"))
+    bad = failed(checks)
+    fails_its_targets("coredns_api_cut", bad)
+    for kind in ("service", "headless-pod"):
+        assert checks[f"test_new_names_answer_soon[{kind}]"]["measurements"]["p99_s"]["value"] == "never", bad
 
 
 # ---- NodeLocal DNSCache: last, because the cache then answers every pod's queries ------------

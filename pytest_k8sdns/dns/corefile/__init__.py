@@ -13,6 +13,8 @@ from pytest_k8sdns.dns.corefile.edit import (
     set_cache_denial_ttl,
     set_forward,
     set_kubernetes_zones,
+    set_option,
+    set_plugin_args,
 )
 from pytest_k8sdns.dns.corefile.parser import (
     Directive,
@@ -35,5 +37,6 @@ from pytest_k8sdns.dns.corefile.rules import (
 __all__ = [
     "ERROR", "INFO", "WARNING", "Directive", "Finding", "ServerBlock", "Span", "analyse", "drop_reverse_zones", "forwards_to_resolv_conf",
     "is_placeholder", "is_reverse_zone", "parse", "parse_literal", "plugin", "remove_option", "remove_plugin",
-    "server_block", "set_cache_denial_ttl", "set_forward", "set_kubernetes_zones", "split_key",
+    "server_block", "set_cache_denial_ttl", "set_forward", "set_kubernetes_zones", "set_option", "set_plugin_args",
+    "split_key",
 ]

@@ -147,6 +147,21 @@ def remove_option(text: str, plugin_name: str, option: str, *, block: str = ".")
     return _checked(text)
 
 
+def set_plugin_args(text: str, name: str, words: Sequence[str], *, block: str = ".") -> str:
+    """Replace the arguments of the `name` plugin of `block` (`cache 30` -> `cache 120`)."""
+    return _set_args(text, plugin(text, name, block=block), 0, words)
+
+
+def set_option(text: str, plugin_name: str, option: str, words: Sequence[str], *, block: str = ".") -> str:
+    """Set the arguments of the `option` line of a plugin's options block (`ttl 30` in kubernetes)."""
+    d = plugin(text, plugin_name, block=block)
+    found = [o for o in d.block if o.name == option]
+    if not found:
+        raise ConfigError(f"`{plugin_name}` in server block `{server_block(text, block).label}` has no `{option}` "
+                          f"option; add one (`{option} {' '.join(words)}`)")
+    return _set_args(text, found[0], 0, words)
+
+
 def set_cache_denial_ttl(text: str, seconds: int, *, block: str = ".") -> str:
     """Make the cache of `block` keep negative answers (NXDOMAIN, NODATA) at most `seconds`
     (`cache { denial CAPACITY TTL }`)."""
