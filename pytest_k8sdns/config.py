@@ -112,9 +112,10 @@ OPTIONS: tuple[Option, ...] = (
            "from every chosen node while it runs (check 16)"),
     Option("during_timeout_s", _positive_float, 1800.0, "longest a --k8sdns-during command may run", unit="s"),
     Option("settle_s", _positive_float, 10.0, "how long the monitor keeps watching after a change ended", unit="s"),
-    Option("monitor_qps", _positive_float, 10.0, "libc lookups per second of each monitor stream (node and libc), "
+    Option("monitor_qps", _budget, 10.0, "libc lookups per second of each monitor stream (node and libc), "
            "lowered to fit --k8sdns-max-qps", unit="1/s"),
-    Option("change_max_failed", _nonnegative_int, 0, "failed lookups allowed during a change, all streams together",
+    Option("change_max_failed", _nonnegative_int, 0, "failed libc lookups allowed during a change, all streams "
+           "together (a lookup that could not start counts as failed)",
            threshold=True),
     Option("change_max_gap_s", _positive_float, 5.0, "longest run of failed lookups of one stream during a change",
            unit="s", threshold=True),

@@ -36,6 +36,8 @@ KINDS = ("service", "headless-pod", "primed")
 #: How often the host looks for headless pods turned Ready.
 READY_POLL_S = 0.2
 PORT = {"name": "http", "port": 80, "protocol": "TCP"}
+#: The probe's longest chase interval: past it the budget is exceeded rather than a name asked rarer.
+CHASE_EVERY_MAX_S = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +79,7 @@ def quantile_s(delays: Sequence[Delay], q: float) -> float | None:
 
 def chase_interval(names_at_once: int, streams: int, budget_qps: float) -> float:
     """How often each chased name is asked, so that all streams chasing together stay in budget."""
-    return max(0.1, names_at_once * streams * QUERIES_PER_LOOKUP / budget_qps)
+    return min(CHASE_EVERY_MAX_S, max(0.1, names_at_once * streams * QUERIES_PER_LOOKUP / budget_qps))
 
 
 class _Objects:
@@ -122,6 +124,7 @@ async def measure(cluster: Cluster, namespace: str, run_id: str, pods: Sequence[
     every = chase_interval(max(primed, objects) + 1, len(pods), budget_qps)
     monitor = Monitor(pods, names=[f"kubernetes.default.svc.{domain}."], qps=1.0, socket_qps=0.0,
                       chase=[fqdn(n) for n in primed_names], chase_every_s=every,
+                      chase_give_up_s=primed_give_up_s + 30,  # counted from the start: priming included
                       max_duration_s=primed_give_up_s + 2 * give_up_s + pod_timeout_s + 600)
     made = _Objects(cluster, namespace, run_id)
     ready: dict[str, tuple[str, int]] = {}  # fqdn -> (kind, ready unix ns)

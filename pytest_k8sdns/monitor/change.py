@@ -11,11 +11,14 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from pytest_k8sdns.monitor.core import Monitor
-from pytest_k8sdns.monitor.timeline import CHANGE_END, CHANGE_START, Timeline
+from pytest_k8sdns.monitor.timeline import CHANGE_END, Timeline
 from pytest_k8sdns.verdict.disruption import ChangeOutcome
 
 #: Output of a change kept for the report: its last lines are what explains a failure.
 OUTPUT_KEPT = 64 * 1024
+#: How long a command's background children may keep writing after it exited, before its process
+#: group is ended (nothing a change started is left running).
+CHILDREN_GRACE_S = 2.0
 
 Change = Callable[[], Awaitable[ChangeOutcome]]
 
@@ -41,23 +44,31 @@ async def run_command(command: str, *, env: Mapping[str, str], timeout_s: float,
                 chunks.pop(0)
 
     error = ""
-    ended = asyncio.gather(read(), proc.wait())
+    reader = asyncio.ensure_future(read())
     try:
-        await asyncio.wait_for(ended, timeout=timeout_s)
+        await asyncio.wait_for(_exited(proc), timeout=timeout_s)
+        # a child it left in the background may hold its output open: the change is the command, so
+        # once it exited its group gets a moment to finish writing, and is then ended
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(reader), CHILDREN_GRACE_S)
     except asyncio.TimeoutError:
         error = f"did not end within {timeout_s:g} s (raise --k8sdns-during-timeout-s if it needs longer)"
+    finally:
         _kill_group(proc.pid)
-        await proc.wait()
-    except BaseException:
-        _kill_group(proc.pid)
-        with contextlib.suppress(BaseException):  # collected, so asyncio does not report it unretrieved
-            await ended
+        with contextlib.suppress(BaseException):  # collected, so asyncio never reports it unretrieved
+            await asyncio.wait_for(reader, 5)
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(proc.wait(), 5)
-        raise
     output = b"".join(chunks)[-OUTPUT_KEPT:].decode("utf-8", "replace")
     return ChangeOutcome(name, command, proc.returncode if not error else None, started, time.time_ns(),
                          output=output, error=error)
+
+
+async def _exited(proc: asyncio.subprocess.Process) -> None:
+    """Until the command itself exited (proc.wait() also waits for its output pipes, which a child
+    it left in the background may hold open)."""
+    while proc.returncode is None:
+        await asyncio.sleep(0.05)
 
 
 def _kill_group(pid: int) -> None:
@@ -78,9 +89,8 @@ async def run_blocking(name: str, fn: Callable[[], str]) -> ChangeOutcome:
 async def observe(monitor: Monitor, change: Change, settle_s: float) -> tuple[Timeline, ChangeOutcome]:
     """Start the monitor, run the change once it is warm, keep watching `settle_s` after the change
     ended, and stop. The monitor stops on every path (a failure, Ctrl-C)."""
-    await monitor.start()
+    await monitor.start()  # marks the change's start once every stream is warm
     try:
-        monitor.mark(CHANGE_START)
         outcome = await change()
         monitor.mark(CHANGE_END)
         await asyncio.sleep(settle_s)

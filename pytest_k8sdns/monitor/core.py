@@ -15,14 +15,15 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pytest_k8sdns.errors import K8sDnsError, WaitTimeout
 from pytest_k8sdns.kube.stream import ExecStream
-from pytest_k8sdns.monitor.timeline import Mark, Sample, Stream, Timeline
+from pytest_k8sdns.monitor.timeline import CHANGE_START, Mark, Sample, Stream, Timeline
 from pytest_k8sdns.probe import build, schema
 from pytest_k8sdns.probe.pods import ProbePod
+from pytest_k8sdns.probe.protocol import MAX_DURATION_S
 from pytest_k8sdns.probe.results import (
     MonitorChased,
     MonitorEnd,
@@ -60,6 +61,7 @@ class ProbeStream:
         self._rotation = len(args["names"])
         self._confirmed = self._rotation  # names the probe has confirmed (its start, its chased lines)
         self.ignored: list[str] = []  # stdin lines the probe ignored, in its words
+        self._stop_sent = False
         #: libc lookups of chased names, by name: (start unix ns, latency ns, ok, error code)
         self.chased: dict[str, list[tuple[int, int, bool, int]]] = {}
 
@@ -95,6 +97,9 @@ class ProbeStream:
                         self.chased.setdefault(self.names[r.name_index], []).append(
                             (t0 + r.start_offset_ns, r.latency_ns, r.ok, r.error_code))
         if self.end is not None:
+            if self.end.stopped == "duration" and not self._stop_sent:
+                self.error = (f"the probe in {self.pod.where} stopped at its safety limit of {self.args['duration_s']:g} s "
+                              f"before the monitor did; raise --k8sdns-during-timeout-s")
             return False
         if not self._exec.running:
             result = self._exec.close()
@@ -116,6 +121,7 @@ class ProbeStream:
         return any(ok for _, _, ok, _ in self.chased.get(name, []))
 
     def stop(self) -> None:
+        self._stop_sent = True
         if self._exec is not None:
             self._exec.send("stop\n")
 
@@ -129,15 +135,19 @@ class Monitor:
 
     def __init__(self, pods: Sequence[ProbePod], *, names: Sequence[str], qps: float, socket_qps: float,
                  timeout_s: float = 2.0, warm_timeout_s: float = 60.0, max_duration_s: float = 3600.0,
-                 bounds: ChangeBounds | None = None, chase: Sequence[str] = (), chase_every_s: float = 0.1) -> None:
+                 bounds: ChangeBounds | None = None, chase: Sequence[str] = (), chase_every_s: float = 0.1,
+                 chase_give_up_s: float = 120.0) -> None:
         if not pods:
             raise K8sDnsError("the monitor has no probe pod to stream from; the placement chose no node")
-        args: dict[str, Any] = {"names": list(names), "qps": qps, "timeout_s": timeout_s, "duration_s": max_duration_s,
+        args: dict[str, Any] = {"names": list(names), "qps": qps, "timeout_s": timeout_s,
+                                "duration_s": min(max_duration_s, MAX_DURATION_S), "chase_give_up_s": chase_give_up_s,
                                 "chase_every_s": chase_every_s, **({"chase": list(chase)} if chase else {})}
         self.streams = [ProbeStream(pod, {**args, "socket_qps": socket_qps if pod.libc == "glibc" else 0.0})
                         for pod in pods]
         self.warm_timeout_s = warm_timeout_s
         self.bounds = bounds or ChangeBounds()
+        #: called with the monitor once it stopped (the k8sdns_monitor fixture records its timeline)
+        self.on_stop: Callable[[Monitor], None] | None = None
         self.marks: list[Mark] = []
         self.timeline: Timeline | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(self.streams) + 2,
@@ -151,12 +161,19 @@ class Monitor:
         loop = asyncio.get_running_loop()
         self._started_ns = time.time_ns()
         try:
-            await asyncio.gather(*(loop.run_in_executor(self._pool, s.open) for s in self.streams))
+            # every open is waited for, also when one fails: a late one would leave an exec nobody stops
+            opened = await asyncio.gather(*(loop.run_in_executor(self._pool, s.open) for s in self.streams),
+                                          return_exceptions=True)
+            failure = next((r for r in opened if isinstance(r, BaseException)), None)
+            if failure is not None:
+                raise failure
             self._tasks = [asyncio.create_task(self._pump(s), name=f"k8sdns-monitor {s.label}") for s in self.streams]
             await self._warm()
         except BaseException:
             await self._shutdown()
             raise
+        if not any(m.label == CHANGE_START for m in self.marks):
+            self.mark(CHANGE_START)  # a gate's change starts when the monitor is warm, unless it says otherwise
 
     async def chase(self, names: Sequence[str]) -> None:
         """Every stream asks these names until each answers once (propagation, negative caching)."""
@@ -179,8 +196,13 @@ class Monitor:
                     errors.setdefault(int(code), text)
         streams = [st for s in self.streams for client, st in s.streams.items()
                    if client == "libc" or s.args["socket_qps"] > 0]
+        unstarted = {s.label: s.end.totals.libc.skipped + s.end.totals.libc.unfinished
+                     for s in self.streams if s.end is not None}
         self.timeline = Timeline(samples, list(self.marks), self._started_ns, stopped_ns, errors, streams,
-                                 lost={s.label: s.error for s in self.streams if s.error})
+                                 lost={s.label: s.error for s in self.streams if s.error},
+                                 unstarted={k: v for k, v in unstarted.items() if v})
+        if self.on_stop is not None:
+            self.on_stop(self)
         return self.timeline
 
     def verdict(self, outcome: ChangeOutcome | None = None) -> ChangeVerdict:
@@ -273,16 +295,32 @@ class _LoopThread:
         self._thread.start()
 
     def run(self, coro: Any) -> Any:
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        try:
-            return future.result()
-        except BaseException:
-            future.cancel()
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        async def main() -> None:
+            box["task"] = asyncio.current_task()
             try:
-                future.result(timeout=STOP_GRACE_S + 15)
-            except BaseException:  # noqa: BLE001, S110 - the first error is the one raised
-                pass
+                box["result"] = await coro
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        self.loop.call_soon_threadsafe(lambda: self.loop.create_task(main()))
+        try:
+            done.wait()
+        except BaseException:
+            # Ctrl-C in the waiting thread: cancel the coroutine's own task, and wait for its cleanup
+            # (streams told to stop, execs closed) before the interrupt goes on
+            task = box.get("task")
+            if task is not None:
+                self.loop.call_soon_threadsafe(task.cancel)
+            done.wait(timeout=STOP_GRACE_S + 15)
             raise
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import os
+import tempfile
 from collections.abc import Awaitable, Iterator
 
 import pytest
+import yaml
 
 from pytest_k8sdns.config import Settings
 from pytest_k8sdns.dns.coredns import CoreDNSInspector
@@ -51,7 +55,8 @@ def monitor_rate(settings: Settings, budget_qps: float, nodes: int) -> float:
 def make_monitor(run: Run, fleet: Fleet, domain: str, *, qps: float | None = None,
                  names: list[str] | None = None) -> Monitor:
     nodes = fleet.nodes[:MAX_MONITOR_NODES]
-    rate = qps or monitor_rate(run.settings, fleet.budget_qps, len(nodes))
+    budgeted = monitor_rate(run.settings, fleet.budget_qps, len(nodes))
+    rate = min(qps, budgeted) if qps else budgeted  # a gate's own rate still fits --k8sdns-max-qps
     pods = [fleet.pod(node, libc) for node in nodes for libc in ("glibc", "musl")]
     return Monitor(pods, names=names or [f"kubernetes.default.svc.{domain}."], qps=rate,
                    socket_qps=rate * SOCKET_SHARE, max_duration_s=run.settings.during_timeout_s + 600,
@@ -71,14 +76,19 @@ class MonitorFactory:
     """k8sdns_monitor(): a Monitor over the probe fleet; `with` or `async with` it around a change.
     Every monitor it made has its timeline recorded for the test when the test ends."""
 
-    def __init__(self, run: Run, fleet: Fleet, domain: str) -> None:
-        self.run, self.fleet, self.domain = run, fleet, domain
+    def __init__(self, run: Run, fleet: Fleet, domain: str, recorder: Recorder | None = None) -> None:
+        self.run, self.fleet, self.domain, self.recorder = run, fleet, domain, recorder
         self.made: list[Monitor] = []
 
     def __call__(self, *, qps: float | None = None, names: list[str] | None = None) -> Monitor:
         monitor = make_monitor(self.run, self.fleet, self.domain, qps=qps, names=names)
+        monitor.on_stop = self.record  # in the test's call, so the HTML report shows it too
         self.made.append(monitor)
         return monitor
+
+    def record(self, monitor: Monitor) -> None:
+        if self.recorder is not None and monitor.timeline is not None:
+            change_evidence.record(self.recorder, monitor.timeline, monitor.verdict(), None)
 
 
 @pytest.fixture()
@@ -86,12 +96,9 @@ def k8sdns_monitor(k8sdns_run: Run, probe_fleet: Fleet, cluster_domain: str,
                    k8sdns_record: Recorder) -> Iterator[MonitorFactory]:
     """Function. A factory of disruption monitors over the probe fleet, for gates written in pytest:
     `with k8sdns_monitor() as m: upgrade()`, then `m.verdict()` (a ChangeVerdict by the
-    --k8sdns-change-* bounds) and `m.timeline`. Timelines go to the report and results file."""
-    factory = MonitorFactory(k8sdns_run, probe_fleet, cluster_domain)
-    yield factory
-    for monitor in factory.made:
-        if monitor.timeline is not None:
-            change_evidence.record(k8sdns_record, monitor.timeline, monitor.verdict(), None)
+    --k8sdns-change-* bounds) and `m.timeline`. A monitor's timeline goes to the report and the
+    results file when it stops (of several in one test, the last one's)."""
+    yield MonitorFactory(k8sdns_run, probe_fleet, cluster_domain, k8sdns_record)
 
 
 def changes_asked(settings: Settings) -> list[str]:
@@ -109,10 +116,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("k8sdns_change", changes_asked(settings) or [NONE], indirect=True)
 
 
-def _command_env(run: Run) -> dict[str, str]:
-    """What a --k8sdns-during command is told: the cluster under test, so `kubectl` there needs no flags."""
-    return {"KUBECONFIG": run.cluster.kubeconfig, "K8SDNS_CONTEXT": run.cluster.context,
-            "K8SDNS_NAMESPACE": run.namespace}
+@contextlib.contextmanager
+def _command_env(run: Run) -> Iterator[dict[str, str]]:
+    """What a --k8sdns-during command is told: a kubeconfig of its own whose current context is the
+    cluster under test (so a bare `kubectl` acts on that cluster, not on the file's own current
+    context), K8SDNS_CONTEXT and K8SDNS_NAMESPACE. The copy is private (0600) and deleted after."""
+    with open(run.cluster.kubeconfig, encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh) or {}
+    doc["current-context"] = run.cluster.context
+    with tempfile.TemporaryDirectory(prefix="k8sdns-during-") as tmp:
+        path = os.path.join(tmp, "kubeconfig")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as fh:
+            yaml.safe_dump(doc, fh)
+        yield {"KUBECONFIG": path, "K8SDNS_CONTEXT": run.cluster.context, "K8SDNS_NAMESPACE": run.namespace}
+
+
+@pytest.fixture()
+def _k8sdns_command_env(k8sdns_run: Run) -> Iterator[dict[str, str]]:
+    """Function. The environment of a --k8sdns-during command (see _command_env)."""
+    with _command_env(k8sdns_run) as env:
+        yield env
 
 
 @pytest.fixture()
@@ -127,8 +150,10 @@ def k8sdns_change(request: pytest.FixtureRequest, k8sdns_run: Run, probe_fleet: 
     run_change: change.Change
     refused: list[scenarios.NotApplicable] = []  # a scenario that found it had nothing to change
     if name == "during":
+        env: dict[str, str] = request.getfixturevalue("_k8sdns_command_env")
+
         def run_change() -> Awaitable[ChangeOutcome]:
-            return change.run_command(settings.during, env=_command_env(k8sdns_run), timeout_s=settings.during_timeout_s)
+            return change.run_command(settings.during, env=env, timeout_s=settings.during_timeout_s)
     else:
         scenario = scenarios.SCENARIOS[name]
         coredns: CoreDNSInspector = request.getfixturevalue("coredns")

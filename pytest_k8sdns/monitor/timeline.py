@@ -80,6 +80,9 @@ class Timeline:
     streams: list[Stream] = dataclasses.field(default_factory=list)
     #: probe streams that ended before the monitor stopped: "node/libc" -> why
     lost: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: libc lookups a stream could not start (all its in-flight slots held by hanging ones) or that
+    #: never ended: "node/libc" -> count; each is a lookup the client did not get an answer to
+    unstarted: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.samples.sort(key=lambda s: (s.start_ns, s.stream))
@@ -130,10 +133,12 @@ def gaps(samples: Iterable[Sample], stopped_ns: int) -> list[Gap]:
 
 
 def longest_gaps(timeline: Timeline, client: str | None = None) -> dict[Stream, Gap]:
-    """Each stream's longest gap during the change (streams without failures are absent)."""
+    """Each stream's worst gap during the change: one it never recovered from, else its longest
+    (streams without failures are absent)."""
     longest: dict[Stream, Gap] = {}
+    worse = (lambda g: (not g.recovered, g.seconds))
     for gap in gaps(timeline.during(client), timeline.stopped_ns):
-        if gap.stream not in longest or gap.seconds > longest[gap.stream].seconds:
+        if gap.stream not in longest or worse(gap) > worse(longest[gap.stream]):
             longest[gap.stream] = gap
     return longest
 
@@ -163,6 +168,7 @@ def document(timeline: Timeline) -> dict[str, Any]:
                  for s in timeline.samples],
         "errors": {str(code): text for code, text in sorted(timeline.errors.items())},
         "lost": dict(sorted(timeline.lost.items())),
+        "unstarted": dict(sorted(timeline.unstarted.items())),
     }
 
 
@@ -174,4 +180,5 @@ def from_document(doc: dict[str, Any]) -> Timeline:
                for i, start, latency, ok, error in doc["rows"]]
     marks = [Mark(m["label"], t0 + int(m["at_ms"] * 1e6)) for m in doc["marks"]]
     return Timeline(samples, marks, t0, t0 + int(doc["stopped_ms"] * 1e6),
-                    {int(k): v for k, v in doc.get("errors", {}).items()}, streams, dict(doc.get("lost", {})))
+                    {int(k): v for k, v in doc.get("errors", {}).items()}, streams, dict(doc.get("lost", {})),
+                    dict(doc.get("unstarted", {})))

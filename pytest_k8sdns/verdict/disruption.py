@@ -111,13 +111,16 @@ def judge(timeline: Timeline, bounds: ChangeBounds, outcome: ChangeOutcome | Non
         problems.append(f"the monitor lost {label} before it stopped: {why}")
     lookups = timeline.during("libc")
     failed = [s for s in lookups if not s.ok]
+    unstarted = sum(timeline.unstarted.values())
     if not lookups:
         problems.append("no lookup was measured during the change: the probes stopped streaming")
-    elif len(failed) > bounds.max_failed:
-        problems.append(f"{len(failed)} of {len(lookups)} lookups failed during the change (budget "
-                        f"{bounds.max_failed}): {_failures_said(timeline, failed)}")
+    elif len(failed) + unstarted > bounds.max_failed:
+        more = (f"; and {unstarted} lookups could not start or never ended, every in-flight slot held by hanging "
+                f"ones ({', '.join(f'{k} {v}' for k, v in sorted(timeline.unstarted.items()))})" if unstarted else "")
+        problems.append(f"{len(failed) + unstarted} of {len(lookups) + unstarted} lookups failed during the change "
+                        f"(budget {bounds.max_failed}): {_failures_said(timeline, failed) or 'none ended failed'}{more}")
     gaps = longest_gaps(timeline, "libc")
-    longest = max(gaps.values(), key=lambda g: g.seconds, default=None)
+    longest = max(gaps.values(), key=lambda g: (not g.recovered, g.seconds), default=None)
     if longest is not None and (longest.seconds > bounds.max_gap_s or not longest.recovered):
         how = "and had not recovered when the monitor stopped" if not longest.recovered else ""
         others = sorted({g.stream.node for g in gaps.values()} - {longest.stream.node})
@@ -133,7 +136,7 @@ def judge(timeline: Timeline, bounds: ChangeBounds, outcome: ChangeOutcome | Non
         problems.append(f"p99 during the change {p99:.0f} ms (bound {bounds.p99_ms:g} ms); the slowest 1 % from "
                         + ", ".join(f"{label} ({n})" for label, n in where))
     socket = longest_gaps(timeline, "socket")
-    stuck = max(socket.values(), key=lambda g: g.seconds, default=None)
+    stuck = max(socket.values(), key=lambda g: (not g.recovered, g.seconds), default=None)
     if stuck is not None and (stuck.seconds > bounds.socket_recovery_s or not stuck.recovered):
         state = "did not recover before the monitor stopped" if not stuck.recovered else "recovered only"
         problems.append(
@@ -141,7 +144,7 @@ def judge(timeline: Timeline, bounds: ChangeBounds, outcome: ChangeOutcome | Non
             f"({timeline.offset_s(stuck.start_ns):+.1f} s to {timeline.offset_s(stuck.end_ns):+.1f} s, "
             f"{stuck.failed} queries; bound {bounds.socket_recovery_s:g} s)")
     figures: dict[str, float | int | None] = {
-        "lookups": len(lookups), "failed": len(failed),
+        "lookups": len(lookups), "failed": len(failed) + unstarted,
         "longest_gap_s": round(longest.seconds, 3) if longest else 0.0,
         "p99_ms": round(p99, 3) if p99 is not None else None,
         "socket_queries": len(timeline.during("socket")),

@@ -183,3 +183,52 @@ def test_a_drain_evicts_what_kubectl_drain_does_but_not_the_monitors_own_pods() 
             annotations={"kubernetes.io/config.mirror": "abc"}), pod("probe", "", {"app.kubernetes.io/managed-by":
             "pytest-k8sdns", "k8sdns.io/run": "r"}), pod("bare", ""), pod("going", deleting=True), pod("coredns-a")]
     assert [p.metadata.name for p in drained_pods(pods)] == ["bare", "coredns-a", "coredns-b"]
+
+
+def test_a_command_that_exits_leaving_a_child_holding_its_output_ends_it(tmp_path) -> None:
+    marker = tmp_path / "child-alive"
+    t0 = time.monotonic()
+    out = asyncio.run(change.run_command(f"(sleep 4; touch {marker}) & echo started", env={}, timeout_s=60))
+    assert out.exit_code == 0 and out.output.strip() == "started" and time.monotonic() - t0 < 10
+    time.sleep(4.5)
+    assert not marker.exists(), "a background child outlived the change command"
+
+
+def test_an_unrecovered_gap_fails_even_when_another_stream_had_a_longer_one() -> None:
+    v = judge(timeline(steady(W1, 30, fail=(3.0, 9.0)), steady(W2, 30, fail=(29.5, 30.0))),
+              ChangeBounds(max_failed=1000, max_gap_s=100, p99_ms=1e6))
+    assert "on worker2/musl" in v.message and "had not recovered when the monitor stopped" in v.message
+
+
+def test_lookups_that_could_not_start_count_as_failed() -> None:
+    tl = timeline(steady(W1, 30))
+    tl.unstarted["worker/glibc"] = 7
+    v = judge(tl, ChangeBounds())
+    assert "7 of 287 lookups failed during the change" in v.message and "could not start" in v.message
+    assert v.figures["failed"] == 7
+
+
+def test_the_chase_interval_stays_within_what_the_probe_accepts() -> None:
+    from pytest_k8sdns.dns.propagation import chase_interval
+
+    assert chase_interval(4, 4, 500.0) == 0.1
+    assert chase_interval(11, 64, 500.0) == pytest.approx(11 * 64 * 2 / 500)
+    assert chase_interval(11, 64, 50.0) == 10.0
+
+
+def test_a_watched_change_is_valid_in_a_results_file() -> None:
+    from pytest_k8sdns.evidence import change as change_evidence
+    from pytest_k8sdns.evidence.recorder import Recorder
+    from pytest_k8sdns.results import Results, validate
+
+    results = Results()
+    recorder = Recorder(results, "conformance/test_change.py::test_dns_during_change[during]", None)
+    tl = timeline(steady(W1, 3, fail=(1.0, 1.2)), steady(SOCK, 3))
+    tl.unstarted["worker/glibc"] = 2
+    tl.lost["worker2/musl"] = "gone"
+    outcome = ChangeOutcome("--k8sdns-during", "true", 0, T0, T0 + S, output="ok\n")
+    change_evidence.record(recorder, tl, judge(tl, ChangeBounds(), outcome), outcome)
+    doc = results.document({})
+    # only the check's part: the cluster facts and settings come from a run, which this has not
+    assert [e for e in validate(doc) if e.startswith("$.checks")] == []
+    assert doc["checks"][0]["timeline"]["unstarted"] == {"worker/glibc": 2}
