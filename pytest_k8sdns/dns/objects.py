@@ -37,7 +37,8 @@ class DnsObjects:
         return f"{name}.{self.namespace}.svc.{self.domain}"
 
 
-def _service(name: str, run_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+def service_manifest(name: str, run_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A Service of this run (managed-by and run labels), for the objects the checks resolve."""
     labels = {**MANAGED_BY, "k8sdns.io/run": run_id}
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels}, "spec": spec}
 
@@ -48,12 +49,12 @@ def create(cluster: Cluster, namespace: str, run_id: str, domain: str, image: st
     and one that never becomes ready, and an ExternalName Service."""
     core = cluster.core
     svc = cluster.call("create", "services", namespace, core.create_namespaced_service, namespace,
-                       _service("web", run_id, {"selector": {"app": "web"}, "ports": [PORT]}))
+                       service_manifest("web", run_id, {"selector": {"app": "web"}, "ports": [PORT]}))
     cluster.call("create", "services", namespace, core.create_namespaced_service, namespace,
-                 _service("hl", run_id, {"clusterIP": "None", "selector": {"app": "hl"}, "ports": [PORT],
+                 service_manifest("hl", run_id, {"clusterIP": "None", "selector": {"app": "hl"}, "ports": [PORT],
                                  "publishNotReadyAddresses": False}))
     cluster.call("create", "services", namespace, core.create_namespaced_service, namespace,
-                 _service("ext", run_id, {"type": "ExternalName", "externalName": external_target}))
+                 service_manifest("ext", run_id, {"type": "ExternalName", "externalName": external_target}))
     specs = [ProbeSpec(key=f"hl-{i}", libc="glibc", image=image, labels={"app": "hl"},
                        hostname=f"h{i}", subdomain="hl") for i in range(2)]
     started = probes.start(cluster, namespace, run_id, specs, timeout_s=timeout_s, image_options=image_options,

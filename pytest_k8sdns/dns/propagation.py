@@ -23,10 +23,10 @@ from typing import Any
 from kubernetes.client import DiscoveryV1Api
 from kubernetes.client.exceptions import ApiException
 
+from pytest_k8sdns.dns.objects import service_manifest
 from pytest_k8sdns.errors import K8sDnsError
 from pytest_k8sdns.evidence.stats import percentile
-from pytest_k8sdns.kube.client import MANAGED_BY, Cluster
-from pytest_k8sdns.kube.pods import RUN_LABEL
+from pytest_k8sdns.kube.client import Cluster
 from pytest_k8sdns.monitor.core import Monitor
 from pytest_k8sdns.probe import pods as probes
 from pytest_k8sdns.probe.fleet import QUERIES_PER_LOOKUP
@@ -96,8 +96,7 @@ class _Objects:
         if headless:
             spec["clusterIP"] = "None"
         c.call("create", "services", self.namespace, c.core.create_namespaced_service, self.namespace,
-               {"apiVersion": "v1", "kind": "Service",
-                "metadata": {"name": name, "labels": {**MANAGED_BY, RUN_LABEL: self.run_id}}, "spec": spec})
+               service_manifest(name, self.run_id, spec))
         self.services.append(name)
 
     def delete(self) -> None:

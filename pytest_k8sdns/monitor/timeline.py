@@ -67,6 +67,11 @@ class Gap:
     def seconds(self) -> float:
         return (self.end_ns - self.start_ns) / 1e9
 
+    @property
+    def severity(self) -> tuple[bool, float]:
+        """How bad a gap is: one never recovered from is worse than any that was, then the longer."""
+        return not self.recovered, self.seconds
+
 
 @dataclasses.dataclass
 class Timeline:
@@ -136,9 +141,8 @@ def longest_gaps(timeline: Timeline, client: str | None = None) -> dict[Stream, 
     """Each stream's worst gap during the change: one it never recovered from, else its longest
     (streams without failures are absent)."""
     longest: dict[Stream, Gap] = {}
-    worse = (lambda g: (not g.recovered, g.seconds))
     for gap in gaps(timeline.during(client), timeline.stopped_ns):
-        if gap.stream not in longest or worse(gap) > worse(longest[gap.stream]):
+        if gap.stream not in longest or gap.severity > longest[gap.stream].severity:
             longest[gap.stream] = gap
     return longest
 

@@ -7,6 +7,7 @@ import html
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 #: cell colours of the node x check matrix, by verdict; None is a node the check did not measure
 MATRIX_COLOURS: dict[str | None, str] = {None: "#dddddd", "passed": "#4caf50", "failed": "#e53935"}
@@ -51,12 +52,17 @@ def cdf_png(series: Mapping[str, Sequence[float]], title: str, xlabel: str = "la
         ax.set_ylabel("share of lookups")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
-        buf = io.BytesIO()
-        fig.tight_layout()
-        fig.savefig(buf, format="png")
-        return buf.getvalue()
+        return figure_png(fig)
     finally:
         plt.close(fig)
+
+
+def figure_png(fig: Any) -> bytes:
+    """A laid-out matplotlib figure as PNG bytes."""
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
 
 
 def matrix_png(rows: Sequence[str], columns: Sequence[str], cells: Sequence[Sequence[str | None]],

@@ -3,9 +3,8 @@ start and end as vertical lines; drawn by matplotlib, as PNG bytes."""
 
 from __future__ import annotations
 
-import io
-
 from pytest_k8sdns.monitor.timeline import CHANGE_END, CHANGE_START, Stream, Timeline
+from pytest_k8sdns.report.plots import figure_png
 
 #: Streams drawn one row each; past it, those with failures first, then the rest up to the limit.
 MAX_ROWS = 40
@@ -56,9 +55,6 @@ def timeline_png(timeline: Timeline, title: str) -> bytes:
                                  label=label if axis is top else None)
             axis.grid(True, alpha=0.3)
         top.legend(loc="upper left", fontsize=7)
-        buf = io.BytesIO()
-        fig.tight_layout()
-        fig.savefig(buf, format="png")
-        return buf.getvalue()
+        return figure_png(fig)
     finally:
         plt.close(fig)

@@ -120,7 +120,7 @@ def judge(timeline: Timeline, bounds: ChangeBounds, outcome: ChangeOutcome | Non
         problems.append(f"{len(failed) + unstarted} of {len(lookups) + unstarted} lookups failed during the change "
                         f"(budget {bounds.max_failed}): {_failures_said(timeline, failed) or 'none ended failed'}{more}")
     gaps = longest_gaps(timeline, "libc")
-    longest = max(gaps.values(), key=lambda g: (not g.recovered, g.seconds), default=None)
+    longest = max(gaps.values(), key=lambda g: g.severity, default=None)
     if longest is not None and (longest.seconds > bounds.max_gap_s or not longest.recovered):
         how = "and had not recovered when the monitor stopped" if not longest.recovered else ""
         others = sorted({g.stream.node for g in gaps.values()} - {longest.stream.node})
@@ -136,7 +136,7 @@ def judge(timeline: Timeline, bounds: ChangeBounds, outcome: ChangeOutcome | Non
         problems.append(f"p99 during the change {p99:.0f} ms (bound {bounds.p99_ms:g} ms); the slowest 1 % from "
                         + ", ".join(f"{label} ({n})" for label, n in where))
     socket = longest_gaps(timeline, "socket")
-    stuck = max(socket.values(), key=lambda g: (not g.recovered, g.seconds), default=None)
+    stuck = max(socket.values(), key=lambda g: g.severity, default=None)
     if stuck is not None and (stuck.seconds > bounds.socket_recovery_s or not stuck.recovered):
         state = "did not recover before the monitor stopped" if not stuck.recovered else "recovered only"
         problems.append(
