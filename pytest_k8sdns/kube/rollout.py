@@ -40,14 +40,29 @@ def wait_deployment(cluster: Cluster, namespace: str, name: str, timeout_s: floa
                                            field_selector=f"metadata.name={name}"))
 
 
+#: taints the node lifecycle controller sets while a node is not (yet) Ready
+_LIFECYCLE_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
+def _lifecycle_tainted(node: NodeFacts) -> bool:
+    return any(t.split(":", 1)[0].split("=", 1)[0] in _LIFECYCLE_TAINTS for t in node.taints)
+
+
 def wait_nodes_ready(cluster: Cluster, count: int, timeout_s: float) -> None:
-    """Wait until at least `count` nodes exist and every one is Ready."""
+    """Wait until at least `count` nodes exist and every one is Ready and no longer carries the
+    node lifecycle controller's not-ready taint (it lags the Ready condition by seconds, and a
+    placement made in between would leave the node out)."""
+
+    def state(n: NodeFacts) -> str:
+        if not n.ready:
+            return "NotReady"
+        return "Ready, still tainted not-ready" if _lifecycle_tainted(n) else "Ready"
 
     def seen(nodes: list[NodeFacts]) -> str:
-        return ", ".join(f"{n.name}={'Ready' if n.ready else 'NotReady'}" for n in nodes) or "no nodes"
+        return ", ".join(f"{n.name}={state(n)}" for n in nodes) or "no nodes"
 
     def ready(nodes: list[NodeFacts]) -> bool:
-        return len(nodes) >= count and all(n.ready for n in nodes)
+        return len(nodes) >= count and all(state(n) == "Ready" for n in nodes)
 
     until(f"{count} nodes not Ready", cluster.nodes, ready, timeout_s=timeout_s, seen=seen, every_s=EVERY_S,
           watched=Watched(cluster, "nodes", None, cluster.core.list_node))

@@ -140,16 +140,23 @@ def test_upgrade_gate_fails_on_packet_loss(faulted, tmp_path: Path) -> None:
     from pytest_k8sdns.results import validate
 
     run, faults = faulted
+    # one check per kind of regression, with few lookups: at 15 % loss about half of the lookups
+    # meet a lost packet (and wait it out, one after the other), so p99 growth and new retry
+    # signatures are certain and the lossy run stays short (the retry-signature check's own bursts
+    # under loss are test_packet_loss's; glibc's search tax at ndots 5 is the slowest, so musl's
+    # external names show a check that stopped passing)
+    gated = ("test_latency.py::test_lookup_latency", "test_latency.py::test_external_latency[musl]")
+    few = ("--k8sdns-samples=20", "--k8sdns-external-samples=8")
     before: dict[str, Any] = {}
-    suite(run, tmp_path, "test_latency.py", out=before)
+    suite(run, tmp_path, *gated, extra=few, out=before)
     assert before["proc"].returncode == 0, before["proc"].stdout[-3000:]
     html = tmp_path / "gate.html"
-    loose = ("--k8sdns-p50-ms=60000", "--k8sdns-p99-ms=60000", "--k8sdns-max-error-rate=1",
+    loose = (*few, "--k8sdns-p50-ms=60000", "--k8sdns-p99-ms=60000", "--k8sdns-max-error-rate=1",
              "--k8sdns-max-retry-signatures=100000",
              f"--k8sdns-baseline={before['results']}", f"--html={html}", "--self-contained-html")
     after: dict[str, Any] = {}
     with faults.packet_loss(0.15):
-        checks = suite(run, tmp_path, "test_latency.py", extra=loose, out=after)
+        checks = suite(run, tmp_path, *gated, extra=loose, out=after)
     proc, doc = after["proc"], after["doc"]
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert validate(doc) == []
@@ -163,13 +170,10 @@ def test_upgrade_gate_fails_on_packet_loss(faulted, tmp_path: Path) -> None:
         # within its own (loose) bounds, yet a regression against the healthy run
         assert checks[lookup]["outcome"] == "passed", checks[lookup]
         assert lookup in kinds["p99-growth"] and lookup in kinds["new-retry-signatures"], kinds
-        # within its own (loose) bound too, yet its count of retry signatures grew
-        assert checks[f"test_retry_signature[{libc}]"]["outcome"] == "passed", checks
-        assert f"test_retry_signature[{libc}]" in kinds["new-retry-signatures"], kinds
-        # the external names' p99 bound was kept: that check went from passing to failing
-        assert f"test_external_latency[{libc}]" in kinds["now-failing"], kinds
         p99 = next(f for f in gate["figures"] if f["check"].endswith(lookup) and f["figure"] == "p99_ms")
         print(f"{libc}: p99 {p99['before']} -> {p99['after']} ms (x{p99['ratio']})")
+    # the external names' p99 bound was kept: that check went from passing to failing
+    assert kinds["now-failing"] == {"test_external_latency[musl]"}, kinds
     section = proc.stdout[proc.stdout.index("k8sdns upgrade gate"):]
     assert f"FAILED, {len(gate['regressions'])} regressions" in section
     assert "  p99 grew x" in section and "  new retry signatures: " in section and "  passed before, failed now: " in section
@@ -455,14 +459,19 @@ def test_changes_pass_on_a_healthy_cluster(faulted, tmp_path: Path) -> None:
     workers: no lookup lost, and the check carries the raw timeline and the command's exit and
     output. (The built-in scenarios run in tests/e2e/test_kind_session.py's --k8sdns-kind session.)"""
     run, _ = faulted
-    checks = suite(run, tmp_path, "test_change.py", extra=(*CHANGE, f"--k8sdns-during={ROLLOUT}"))
+    out: dict[str, Any] = {}
+    checks = suite(run, tmp_path, "test_change.py", extra=(*CHANGE, f"--k8sdns-during={ROLLOUT}"), out=out)
     for name, check in sorted(checks.items()):
         print(change_figures(check))
     assert failed(checks) == {} and set(checks) == {"test_dns_during_change[during]"}, checks
     during = checks["test_dns_during_change[during]"]
     timeline = during["timeline"]
     assert timeline["change"]["exit_code"] == 0 and "rolled coredns" in timeline["change"]["output"]
-    assert {s["node"] for s in timeline["streams"]} == set(run.placement.chosen)
+    # every node that run chose (its own placement: a node the cluster reported NotReady or tainted
+    # at that moment is left out, and the results file says why)
+    placement = out["doc"]["cluster"]["placement"]
+    print("placement:", placement)
+    assert {s["node"] for s in timeline["streams"]} == {n["name"] for n in placement["chosen"]}, placement
     assert {(s["libc"], s["client"]) for s in timeline["streams"]} == {("glibc", "libc"), ("musl", "libc"),
                                                                        ("glibc", "socket")}
     assert [m["label"] for m in timeline["marks"]] == ["change start", "change end"]

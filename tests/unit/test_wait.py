@@ -58,3 +58,16 @@ def test_a_stop_during_the_pause_ends_without_another_look() -> None:
     stop.set()
     worker.join(timeout=2)
     assert not worker.is_alive() and len(looks) == 1
+
+
+def test_a_node_still_tainted_not_ready_is_not_ready_yet() -> None:
+    from pytest_k8sdns.kube.client import NodeFacts
+    from pytest_k8sdns.kube.rollout import _lifecycle_tainted
+
+    def node(*taints: str) -> NodeFacts:
+        return NodeFacts("w", "10.0.0.2", True, "", "", "", "", taints=taints)
+
+    assert _lifecycle_tainted(node("node.kubernetes.io/not-ready:NoSchedule"))
+    assert _lifecycle_tainted(node("node.kubernetes.io/unreachable:NoExecute"))
+    assert not _lifecycle_tainted(node("dedicated=dns:NoSchedule"))
+    assert not _lifecycle_tainted(node())
