@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_k8sdns.verdict.disruption import advice
 from pytest_k8sdns.verdict.expect import expect
 
 
@@ -21,6 +22,4 @@ def test_dns_during_change(k8sdns_change, k8sdns_settings):
                          f"{len({s.node for s in w.timeline.streams})} nodes)",
            f"at most {k8sdns_settings.change_max_failed} failed, gaps within {k8sdns_settings.change_max_gap_s:g} s, "
            f"p99 within {k8sdns_settings.change_p99_ms:g} ms",
-           w.verdict.message,
-           "the timeline in the report shows when and where; a rollout that drops lookups: give CoreDNS "
-           "`lameduck` (health plugin) longer than kube-proxy's endpoint sync and a termination grace period above it")
+           w.verdict.message, advice(w.verdict, w.outcome.name))

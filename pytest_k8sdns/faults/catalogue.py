@@ -30,6 +30,8 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "nodelocal_absent_from": ("test_daemonset_on_every_node",),
     "nodelocal_long_denial_ttl": ("test_new_service_visible_within_denial_ttl",),
     "coredns_without_lameduck": ("test_dns_during_change",),
+    "stale_udp_conntrack": ("test_dns_during_change",),
+    "nodelocal_gone_during_rollout": ("test_dns_during_change",),
     "coredns_long_denial_ttl": ("test_negative_window",),
     "coredns_api_cut": ("test_new_names_answer_soon",),
 }

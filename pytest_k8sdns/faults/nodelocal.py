@@ -1,9 +1,11 @@
 """Faults of NodeLocal DNSCache (pytest_k8sdns.dns.nodelocal_deploy.deploy_nodelocal must have run): its
-Corefile, one node's cache silent, the DaemonSet missing from a node."""
+Corefile, one node's cache silent, the DaemonSet missing from a node, a rollout that leaves a node
+with no cache."""
 
 from __future__ import annotations
 
 import contextlib
+import shlex
 from collections.abc import Callable, Iterator
 
 from pytest_k8sdns.dns import corefile
@@ -13,12 +15,15 @@ from pytest_k8sdns.dns.nodelocal import (
     NODELOCAL_NAMESPACE,
     cluster_domain_of,
 )
-from pytest_k8sdns.faults.base import COREFILE, FaultBase, editing
+from pytest_k8sdns.errors import ClusterError
+from pytest_k8sdns.faults.base import COREFILE, FaultBase, editing, every
 from pytest_k8sdns.kube.patch import Target, edited, patched
 from pytest_k8sdns.kube.pods import is_ready
 from pytest_k8sdns.kube.wait import Watched, until
 
 _SILENT_COMMENT = "k8sdns-fault-nodelocal-silent"
+#: the interface the cache holds its addresses on (its -interfacename)
+_INTERFACE = "nodelocaldns"
 
 
 class NodeLocalFaults(FaultBase):
@@ -131,3 +136,63 @@ class NodeLocalFaults(FaultBase):
         with patched(self._nodelocal, {"/spec/template/spec/affinity": exclude},
                      settle=lambda: self._nodelocal_rolled_out(timeout_s)):
             yield
+
+    @contextlib.contextmanager
+    def nodelocal_gone_during_rollout(self, node: str, delay_s: int = 15, image: str | None = None,
+                                      poll_s: float = 0.3) -> Iterator[None]:
+        """A NodeLocal rollout leaves `node` with no cache for about `delay_s`: its old cache exits
+        without removing its interface and rules (as when it is OOM-killed, or runs with
+        -skipteardown), and the new one starts `delay_s` late (an init container that waits on that
+        node only, as a slow image pull does). In between, the node's pods send their queries to an
+        address that is bound but where nothing listens (kubernetes/dns#648); every other node rolls
+        as usual.
+
+        The old cache's state is the node's at the start: its interface (kind and addresses) and
+        the rules carrying its comment. A periodic actor puts them back whenever they are gone. The
+        init container runs `image` (any image with sh; by default the first probe image the run
+        loaded). Undone by removing the init container and waiting for the rollout."""
+        image = image or next(iter(self.kind.loaded_images), None)
+        if image is None:
+            raise ClusterError("nodelocal_gone_during_rollout needs an image with sh for its init container: pass "
+                               "image=, e.g. the glibc probe image")
+        restore = self._cache_state_script(node)
+        wait = {"name": "k8sdns-fault-late-start", "image": image, "imagePullPolicy": "IfNotPresent",
+                "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+                "command": ["sh", "-c", f'[ "$NODE_NAME" != {shlex.quote(node)} ] || sleep {int(delay_s)}']}
+        errors: list[str] = []
+        acted: list[int] = []
+
+        def put_back_once() -> None:
+            if self._node_try(node, "ip", "link", "show", _INTERFACE) != 0:
+                self._node_exec(node, "sh", "-c", restore)
+                acted.append(1)
+
+        with patched(self._nodelocal, {"/spec/template/spec/initContainers": [wait]},
+                     settle=lambda: self._nodelocal_rolled_out(180 + delay_s)):
+            with every(poll_s, put_back_once, "nodelocal-gone-during-rollout", errors):
+                yield
+        if errors and not acted:
+            raise ClusterError(f"fault nodelocal_gone_during_rollout never put the old cache's state back on {node}: "
+                               f"{errors[-1]}")
+
+    def _cache_state_script(self, node: str) -> str:
+        """A shell script that puts back the cache's interface and rules on `node` as they are now,
+        each rule only where it is missing."""
+        link = self._node_exec(node, "ip", "-d", "-o", "link", "show", _INTERFACE)
+        kinds = [k for k in ("dummy", "ifb") if f" {k} " in f" {link} "]
+        addresses = [w[1] for line in self._node_exec(node, "ip", "-o", "-4", "addr", "show", "dev", _INTERFACE)
+                     .splitlines() if (w := line.split()[2:4]) and w[0] == "inet"]
+        if not kinds or not addresses:
+            raise ClusterError(f"no NodeLocal interface {_INTERFACE} with addresses on {node}: is the cache running "
+                               f"there? (ip link: {link.strip()[:120]})")
+        lines = [f"ip link add {_INTERFACE} type {kinds[0]}", f"ip link set {_INTERFACE} up",
+                 *(f"ip addr add {a} dev {_INTERFACE}" for a in addresses)]
+        table = ""
+        for line in self._node_exec(node, "iptables-save").splitlines():
+            if line.startswith("*"):
+                table = line[1:]
+            elif line.startswith("-A ") and "k8sdns node-cache" in line:
+                rule = shlex.split(line)[1:]
+                check = shlex.join(["iptables", "-t", table, "-C", *rule])
+                lines.append(f"{check} 2>/dev/null || {shlex.join(['iptables', '-t', table, '-A', *rule])}")
+        return "\n".join(lines) + "\n"

@@ -1,15 +1,16 @@
-"""Faults in the kind nodes and their network: packets to CoreDNS dropped or refused, search
-domains too long for musl, the upstream DNS server gone."""
+"""Faults in the kind nodes and their network: packets to CoreDNS dropped or refused, stale UDP
+conntrack, search domains too long for musl, the upstream DNS server gone."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator
 
 from pytest_k8sdns.dns import corefile
 from pytest_k8sdns.errors import ClusterError
-from pytest_k8sdns.faults.base import COREFILE, FaultBase, editing
+from pytest_k8sdns.faults.base import COREFILE, FaultBase, editing, every
 from pytest_k8sdns.files import fixture_path
 from pytest_k8sdns.kube.kind import CONTAINER_LABEL, run_tool
 from pytest_k8sdns.kube.patch import edited
@@ -18,6 +19,10 @@ _LOSS_COMMENT = "k8sdns-fault-packet-loss"
 _TCP_REFUSED_COMMENT = "k8sdns-fault-tcp-refused"
 _CLIENT_LOSS_COMMENT = "k8sdns-fault-node-client-loss"
 _REPLICA_SILENT_COMMENT = "k8sdns-fault-replica-silent"
+_STALE_COMMENT = "k8sdns-fault-stale-conntrack"
+#: one conntrack -L line: the original direction's source and port, then the reply's source (the
+#: endpoint the flow was DNATed to)
+_FLOW = re.compile(r"src=(?P<src>\S+) dst=\S+ sport=(?P<sport>\d+) dport=53 .*?src=(?P<endpoint>\S+) ")
 
 
 class NodeFaults(FaultBase):
@@ -58,6 +63,59 @@ class NodeFaults(FaultBase):
                   _REPLICA_SILENT_COMMENT, "-j", "DROP"] for proto in ("udp", "tcp")]
         with self._node_rules(rules, [chosen.spec.node_name]):
             yield str(chosen.metadata.name)
+
+    @contextlib.contextmanager
+    def stale_udp_conntrack(self, poll_s: float = 0.5) -> Iterator[list[str]]:
+        """A removed CoreDNS endpoint keeps the long-lived UDP flows it served, as when the conntrack
+        entries of a deleted UDP endpoint are not flushed (kubernetes/kubernetes#125467): a client
+        socket that keeps its source port stays sent to the old pod's address, while every new
+        socket reaches a live replica.
+
+        A periodic actor in every node notes each UDP flow to the cluster DNS address that lived
+        past 2 s (conntrack ASSURED; a resolver's one-shot query socket never does) and the replica
+        it reached. Once that replica is no longer a CoreDNS pod (deleted or being deleted), a DNAT
+        rule pins the flow to its address and the flow's fresh conntrack entry is dropped. Yields
+        the pinned flows ("node src:port -> old address"); undone by deleting the rules and the
+        pinned flows' entries, so each socket reaches a live replica again at once."""
+        dns_ip = self._cluster_dns_ip()
+        nodes = self.kind.node_containers()
+        reached: dict[tuple[str, str, str], str] = {}  # (node, src, sport) -> the replica's address
+        rules: list[tuple[str, list[str], list[str]]] = []  # (node, rule, the flow's conntrack filter)
+        pinned: list[str] = []
+        errors: list[str] = []
+
+        def flow_filter(src: str, sport: str) -> list[str]:
+            return ["-p", "udp", "--orig-src", src, "--orig-dst", dns_ip, "--sport", sport, "--dport", "53"]
+
+        def pin_once() -> None:
+            live = {p.status.pod_ip for p in self._coredns_pods() if p.metadata.deletion_timestamp is None}
+            for node in nodes:
+                listed = self._node_exec(node, "conntrack", "-L", "-p", "udp", "--orig-dst", dns_ip, "--dport", "53",
+                                         "--status", "ASSURED")
+                for m in _FLOW.finditer(listed):
+                    reached.setdefault((node, m["src"], m["sport"]), m["endpoint"])
+            for (node, src, sport), endpoint in list(reached.items()):
+                flow = f"{node} {src}:{sport} -> {endpoint}"
+                if endpoint in live or flow in pinned:
+                    continue
+                rule = ["PREROUTING", "-t", "nat", "-s", f"{src}/32", "-p", "udp", "--sport", sport, "-d",
+                        f"{dns_ip}/32", "--dport", "53", "-m", "comment", "--comment", _STALE_COMMENT,
+                        "-j", "DNAT", "--to-destination", f"{endpoint}:53"]
+                self._node_exec(node, "iptables", "-I", *rule)
+                rules.append((node, rule, flow_filter(src, sport)))
+                pinned.append(flow)
+                # kube-proxy flushed the old entry; a query sent since made one to a live replica
+                self._node_try(node, "conntrack", "-D", *flow_filter(src, sport))
+
+        try:
+            with every(poll_s, pin_once, "stale-udp-conntrack", errors):
+                yield pinned
+        finally:
+            for node, rule, flow in reversed(rules):
+                self._node_exec(node, "iptables", "-D", *rule)
+                self._node_try(node, "conntrack", "-D", *flow)
+        if errors and not pinned:  # a poll that failed once, under load, is retried by the next
+            raise ClusterError(f"fault stale_udp_conntrack never pinned a flow; its last error: {errors[-1]}")
 
     @contextlib.contextmanager
     def tcp_refused(self) -> Iterator[None]:

@@ -498,6 +498,31 @@ def test_coredns_without_lameduck(faulted, tmp_path: Path) -> None:
     assert spoiled, "the timeline holds no failed or slow lookup after the change began"
 
 
+def test_stale_udp_conntrack(faulted, tmp_path: Path) -> None:
+    """A CoreDNS rollout whose removed endpoints keep the long-lived UDP flows they served (conntrack
+    not flushed): each socket that keeps its source port stays sent to a deleted pod and never
+    recovers, while the libc lookups (a new socket each) reach the new replicas. The check fails on
+    the socket, and the timeline holds its failures from the change on."""
+    from pytest_k8sdns.monitor.timeline import from_document, longest_gaps
+
+    run, faults = faulted
+    with faults.stale_udp_conntrack() as pinned:
+        checks = suite(run, tmp_path, "test_change.py::test_dns_during_change[coredns-rollout]",
+                       extra=(*CHANGE, "--k8sdns-disruptive"))
+    bad = failed(checks)
+    fails_its_targets("stale_udp_conntrack", bad)
+    check = checks["test_dns_during_change[coredns-rollout]"]
+    print(change_figures(check), "; pinned:", pinned)
+    assert pinned, "the fault pinned no flow: no long-lived UDP socket reached a removed replica"
+    message = bad["test_dns_during_change[coredns-rollout]"]
+    assert "long-lived UDP socket on" in message and "did not recover before the monitor stopped" in message, message
+    gaps = longest_gaps(from_document(check["timeline"]))
+    stuck = [g for s, g in gaps.items() if s.client == "socket" and not g.recovered]
+    assert stuck and min(g.seconds for g in stuck) > 5, gaps
+    # the libc lookups were not held on the old pods: no libc stream has a gap near the socket's
+    assert all(g.recovered and g.seconds < 2 for s, g in gaps.items() if s.client == "libc"), gaps
+
+
 # ---- check 17, propagation and negative caching ---------------------------------------------
 
 def test_coredns_long_denial_ttl(faulted, tmp_path: Path) -> None:
@@ -570,6 +595,29 @@ def test_nodelocal_rollout_loses_at_most_the_start_up_window(faulted, nodelocal,
     assert m["failed"]["value"] <= 2 * len(run.placement.chosen) and m["longest_gap_s"]["value"] < 1.0, check
     if check["outcome"] == "failed":
         assert "lookups failed during the change (budget 0)" in check["message"] and "EAI_AGAIN" in check["message"]
+
+
+def test_nodelocal_gone_during_rollout(faulted, nodelocal, tmp_path: Path) -> None:
+    """A NodeLocal rollout that leaves one worker with no cache for 15 s (the old cache's address
+    still bound, the new one late): a gap on that node's streams past the bound, none like it on the
+    other worker."""
+    from pytest_k8sdns.monitor.timeline import from_document, longest_gaps
+
+    run, faults = faulted
+    node, other = _workers(run)[-1], _workers(run)[0]
+    with faults.nodelocal_gone_during_rollout(node, delay_s=15):
+        checks = suite(run, tmp_path, "test_change.py::test_dns_during_change[nodelocal-rollout]",
+                       extra=(*CHANGE, "--k8sdns-disruptive"))
+    bad = failed(checks)
+    fails_its_targets("nodelocal_gone_during_rollout", bad)
+    check = checks["test_dns_during_change[nodelocal-rollout]"]
+    print(change_figures(check), check.get("message", ""))
+    message = bad["test_dns_during_change[nodelocal-rollout]"]
+    assert "longest gap of failures" in message and f" on {node}/" in message, message
+    gaps = longest_gaps(from_document(check["timeline"]), "libc")
+    worst = {n: max((g.seconds for s, g in gaps.items() if s.node == n), default=0.0) for n in (node, other)}
+    print("longest libc gap per node:", worst)
+    assert worst[node] > 10 and worst[other] < 2, worst
 
 
 def test_nodelocal_without_force_tcp(faulted, nodelocal, tmp_path: Path) -> None:

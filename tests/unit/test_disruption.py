@@ -21,7 +21,7 @@ from pytest_k8sdns.monitor.timeline import (
     from_document,
     gaps,
 )
-from pytest_k8sdns.verdict.disruption import ChangeBounds, ChangeOutcome, judge
+from pytest_k8sdns.verdict.disruption import ChangeBounds, ChangeOutcome, advice, judge
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
@@ -105,6 +105,20 @@ def test_a_failed_change_and_a_lost_stream_fail_the_check() -> None:
     v = judge(tl, ChangeBounds(), bad)
     assert v.problems[0] == "the change '--k8sdns-during' exited 1 (upgrade failed: no quorum)"
     assert v.problems[1].startswith("the monitor lost worker2/musl before it stopped: ")
+
+
+def test_the_advice_follows_what_went_wrong_and_which_change_ran() -> None:
+    stuck = judge(timeline(steady(W1, 30), steady(SOCK, 30, fail=(3.0, 30.0), error=-1002)), ChangeBounds())
+    assert stuck.kinds == {"socket"}
+    said = advice(stuck, "coredns-rollout")
+    assert "conntrack entries for it were not flushed" in said and "lameduck" not in said
+    gap = judge(timeline(steady(W1, 30), steady(W2, 30, fail=(5.0, 12.0))), ChangeBounds())
+    assert gap.kinds == {"failed", "gap", "p99"}
+    assert "lameduck" in advice(gap, "coredns-rollout") and "lameduck" in advice(gap, "during")
+    assert "maxSurge" in advice(gap, "nodelocal-rollout") and "lameduck" not in advice(gap, "nodelocal-rollout")
+    bad = ChangeOutcome("during", "false", 1, T0, T0 + S)
+    failed_change = judge(timeline(steady(W1, 30)), ChangeBounds(), bad)
+    assert failed_change.kinds == {"change"} and "the change itself did not succeed" in advice(failed_change, "during")
 
 
 def test_no_lookup_at_all_is_a_failure_not_a_pass() -> None:
