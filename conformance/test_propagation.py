@@ -14,8 +14,8 @@ from pytest_k8sdns.verdict.expect import expect
 def _worst(propagation, kind, q):
     """(stream label, value) of the stream with the highest q-th percentile."""
     streams = evidence.by_stream(propagation, kind)
-    (node, libc), delays = max(streams.items(), key=lambda kv: quantile_s(kv[1], q) or 0.0)
-    return f"{node}/{libc}", quantile_s(delays, q)
+    key, delays = max(streams.items(), key=lambda kv: quantile_s(kv[1], q) or 0.0)
+    return evidence.label(key), quantile_s(delays, q)
 
 
 @pytest.mark.k8sdns_check(17)
@@ -27,10 +27,10 @@ def test_new_names_answer_soon(propagation, k8sdns_settings, k8sdns_record, kind
     header, rows = evidence.table(propagation, kind)
     k8sdns_record.table(f"{kind} names: seconds from ready to answering ({propagation.path})", header, rows)
     bound = k8sdns_settings.propagation_p99_s
-    late = {f"{node}/{libc}": quantile_s(ds, 99) for (node, libc), ds in evidence.by_stream(propagation, kind).items()
+    late = {evidence.label(key): quantile_s(ds, 99) for key, ds in evidence.by_stream(propagation, kind).items()
             if (quantile_s(ds, 99) or 0.0) > bound}
     label, worst = _worst(propagation, kind, 99)
-    expect(not late, f"{kind} names from {len(evidence.by_stream(propagation, kind))} node/libc streams "
+    expect(not late, f"{kind} names from {len(evidence.by_stream(propagation, kind))} streams "
                      f"({propagation.path})",
            f"p99 <= {bound:g} s on each", f"p99 over the bound on {sorted(late)} (worst {label}: {worst:.2f} s)",
            "a slow watch between the API server and CoreDNS, or an EndpointSlice controller that lags; see "

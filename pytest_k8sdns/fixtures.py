@@ -285,12 +285,31 @@ def propagation(k8sdns_run: Run, probe_fleet: Fleet, cluster_domain: str,
     from pytest_k8sdns.monitor.fixtures import MAX_MONITOR_NODES
 
     s = k8sdns_run.settings
-    pods = [probe_fleet.pod(node, libc) for node in probe_fleet.nodes[:MAX_MONITOR_NODES] for libc in LIBCS]
-    path = f"NodeLocal DNSCache ({nodelocal.local_ip})" if nodelocal is not None else "the cluster DNS"
-    measured: propagation_.Propagation = _guarded(lambda: asyncio.run(propagation_.measure(
-        k8sdns_run.cluster, k8sdns_run.namespace, k8sdns_run.run_id, pods, cluster_domain, image=s.glibc_image,
-        objects=s.propagation_objects, budget_qps=probe_fleet.budget_qps, pod_timeout_s=s.pod_timeout, path=path,
-        give_up_s=3 * s.propagation_p99_s, primed_give_up_s=2 * s.negative_window_s + 5)))
+    nodes = probe_fleet.nodes[:MAX_MONITOR_NODES]
+    pods = [probe_fleet.pod(node, libc) for node in nodes for libc in LIBCS]
+    path, path_of = "the cluster DNS", dict[str, str]()
+    upstream = _guarded(nodelocal.cluster_upstream, cluster_domain) if nodelocal is not None else None
+    direct: dict[str, ProbePod] = {}
+    if nodelocal is not None and upstream is not None:
+        # beside each pod that the cache answers, one that asks where the cache forwards the cluster
+        # zone: CoreDNS without the cache in between, so that each way's delay is its own
+        specs = [ProbeSpec(key=f"{libc}-coredns-n{i}", libc=libc, image=_image(s, libc), node=node,
+                           dns_policy="None", dns_config={"nameservers": [upstream]})
+                 for i, node in enumerate(nodes) for libc in LIBCS]
+        direct = _start(k8sdns_run, specs)
+        path = f"NodeLocal DNSCache ({nodelocal.local_ip}), and CoreDNS through the cache's upstream {upstream}"
+        path_of = {**{p.name: "nodelocal" for p in pods}, **{p.name: "coredns" for p in direct.values()}}
+    elif nodelocal is not None:
+        path = f"NodeLocal DNSCache ({nodelocal.local_ip}); its Corefile names no upstream to ask CoreDNS by"
+    try:
+        measured: propagation_.Propagation = _guarded(lambda: asyncio.run(propagation_.measure(
+            k8sdns_run.cluster, k8sdns_run.namespace, k8sdns_run.run_id, [*pods, *direct.values()], cluster_domain,
+            image=s.glibc_image, objects=s.propagation_objects, budget_qps=probe_fleet.budget_qps,
+            pod_timeout_s=s.pod_timeout, path=path, path_of=path_of,
+            give_up_s=3 * s.propagation_p99_s, primed_give_up_s=2 * s.negative_window_s + 5)))
+    finally:
+        if direct:
+            probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, direct)
     return measured
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import ipaddress
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,12 @@ class NodeLocalInspector:
             for p in items
         ]
 
+    def cluster_upstream(self, domain: str) -> str | None:
+        """Where the cache sends the cluster zone: asking that address skips the cache and reaches
+        CoreDNS the way the cache does; None when the Corefile is unreadable or names only itself."""
+        text = self.corefile()
+        return cluster_upstream(text, domain, [*bound_addresses(text), self.local_ip])
+
     def corefile(self) -> str | None:
         ds = self._daemonset()
         for v in ds.spec.template.spec.volumes or []:
@@ -85,6 +92,21 @@ class NodeLocalInspector:
                 data = cm.data or {}
                 return data.get("Corefile") or next(iter(data.values()), None)
         return None
+
+
+def cluster_upstream(text: str | None, domain: str, local_ips: Sequence[str] = ()) -> str | None:
+    """The address the cache forwards the cluster zone to (CoreDNS behind a Service of its own, as
+    kube-dns-upstream is), or None when its Corefile names no IP there other than its own."""
+    for host in corefile.forward_hosts(text or "", domain):
+        with contextlib.suppress(ValueError):
+            if str(ipaddress.ip_address(host)) not in local_ips:
+                return host
+    return None
+
+
+def bound_addresses(text: str | None) -> list[str]:
+    """Every address the cache's Corefile binds (`bind` in any server block): its own, never CoreDNS."""
+    return [a for block in corefile.parse(text or "") for d in block.find("bind") for a in d.args]
 
 
 def denial_ttl(text: str | None, domain: str) -> int | None:

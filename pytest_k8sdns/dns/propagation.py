@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubernetes.client import DiscoveryV1Api
@@ -51,6 +51,8 @@ class Delay:
     ready_ns: int
     answered_ns: int | None  # the start of its first answered lookup; None: not within the time given
     failed_before: int  # lookups of it that failed first (NXDOMAIN while it propagated or was cached)
+    #: which way the stream's pod asks ("nodelocal", "coredns"); "" when every pod asks one way
+    path: str = ""
 
     @property
     def seconds(self) -> float | None:
@@ -60,7 +62,7 @@ class Delay:
 @dataclasses.dataclass(frozen=True)
 class Propagation:
     delays: tuple[Delay, ...]
-    path: str  # what answered the pods: NodeLocal DNSCache or the cluster DNS
+    path: str  # what answered the pods: NodeLocal DNSCache (and CoreDNS beside it) or the cluster DNS
     chase_every_s: float
 
     def of(self, kind: str) -> list[Delay]:
@@ -113,10 +115,11 @@ class _Objects:
 async def measure(cluster: Cluster, namespace: str, run_id: str, pods: Sequence[ProbePod], domain: str, *,
                   image: str, objects: int = 10, primed: int = 3, budget_qps: float = 500.0,
                   give_up_s: float = 15.0, primed_give_up_s: float = 65.0, pod_timeout_s: float = 180.0,
-                  path: str = "cluster DNS") -> Propagation:
+                  path: str = "cluster DNS", path_of: Mapping[str, str] | None = None) -> Propagation:
     """Primed names first (asked, then their Services created), then `objects` Services at once,
     then a headless Service with `objects` pods; every stream chases each name. A name not answering
-    within `give_up_s` (`primed_give_up_s` for the primed ones) counts as never answering."""
+    within `give_up_s` (`primed_give_up_s` for the primed ones) counts as never answering.
+    `path_of` names, by pod name, which way each pod asks, when they ask different ways."""
     token = secrets.token_hex(3)
     fqdn = (lambda name: f"{name}.{namespace}.svc.{domain}.")
     primed_names = [f"prop-p{i}-{token}" for i in range(primed)]
@@ -162,7 +165,8 @@ async def measure(cluster: Cluster, namespace: str, run_id: str, pods: Sequence[
             rows = sorted(stream.chased.get(name, []))
             first = next((start for start, _, ok, _ in rows if ok), None)
             delays.append(Delay(kind, name, stream.pod.node, stream.pod.libc, at, first,
-                                sum(1 for start, _, ok, _ in rows if not ok and (first is None or start < first))))
+                                sum(1 for start, _, ok, _ in rows if not ok and (first is None or start < first)),
+                                (path_of or {}).get(stream.pod.name, "")))
     return Propagation(tuple(delays), path, every)
 
 

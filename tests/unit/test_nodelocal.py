@@ -9,7 +9,7 @@ import pytest
 
 from pytest_k8sdns.config import DEFAULT_NODELOCAL_IMAGE, resolve
 from pytest_k8sdns.dns import corefile
-from pytest_k8sdns.dns.nodelocal import NODELOCAL_LABEL, denial_ttl
+from pytest_k8sdns.dns.nodelocal import NODELOCAL_LABEL, bound_addresses, cluster_upstream, denial_ttl
 from pytest_k8sdns.dns.nodelocal_deploy import (
     _template,
     deploy_nodelocal,
@@ -69,6 +69,16 @@ def test_corefile_is_what_the_reference_describes() -> None:
 def test_a_left_placeholder_is_an_error() -> None:
     with pytest.raises(ClusterError, match="still holds __PILLAR__NEW__"):
         render_nodelocal(_template() + "\n---\n{kind: X, value: __PILLAR__NEW__}\n", **FACTS)
+
+
+def test_the_caches_upstream_for_the_cluster_zone_is_where_coredns_is_asked_directly() -> None:
+    text = _docs()["ConfigMap"]["data"]["Corefile"]
+    assert bound_addresses(text)[:2] == ["169.254.20.10", "10.96.0.10"]
+    assert cluster_upstream(text, "cluster.local", bound_addresses(text)) == "10.96.7.7"
+    # a cache that forwards the zone to an address it holds itself names no way around it
+    own = text.replace("10.96.7.7", "dns://10.96.0.10:53")
+    assert cluster_upstream(own, "cluster.local.", bound_addresses(own)) is None
+    assert cluster_upstream(None, "cluster.local") is None
 
 
 def test_denial_ttl_unknown() -> None:

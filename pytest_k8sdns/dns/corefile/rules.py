@@ -224,6 +224,14 @@ def analyse(
     return findings
 
 
+def forward_hosts(text: str, zone: str) -> list[str]:
+    """The hosts a server block for `zone` forwards to, in order (``dns://10.0.0.10:53`` ->
+    ``10.0.0.10``; a resolv.conf path stays as written); empty when no block serves that zone."""
+    zone = zone.rstrip(".").lower() + "."
+    return [_upstream_host(target) for block in parse(text) if zone in block.zones for fwd in _forwards(block)
+            for target in _forward_targets(fwd)]
+
+
 def forwards_to_resolv_conf(text: str) -> bool:
     """True when a server block forwards to /etc/resolv.conf: CoreDNS then inherits its node's
     nameservers (under dnsPolicy Default), and a loopback one there makes a loop."""

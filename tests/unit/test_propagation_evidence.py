@@ -1,0 +1,36 @@
+"""Check 17's figures: one stream per node and libc, and per path when NodeLocal DNSCache and
+CoreDNS beside it were both asked; each path pooled too, so that a slow cache is not averaged away."""
+
+from __future__ import annotations
+
+from pytest_k8sdns.dns.propagation import Delay, Propagation
+from pytest_k8sdns.evidence import propagation as evidence
+
+S = 1_000_000_000
+
+
+def delay(node: str, libc: str, seconds: float | None, path: str = "", name: str = "s0") -> Delay:
+    return Delay("service", name, node, libc, 0, None if seconds is None else int(seconds * S), 0, path)
+
+
+def test_one_way_keeps_node_and_libc_labels() -> None:
+    p = Propagation((delay("w1", "glibc", 0.1), delay("w1", "musl", 0.2)), "the cluster DNS", 0.1)
+    assert [evidence.label(k) for k in evidence.by_stream(p, "service")] == ["w1/glibc", "w1/musl"]
+    assert evidence.paths(p) == []
+    names = [m.name for m in evidence.measurements(p, "service")]
+    assert "p99_s[w1/glibc]" in names and not any(n in names for n in ("p99_s[coredns]", "p99_s[nodelocal]"))
+    header, rows = evidence.table(p, "service")
+    assert "path" not in header and rows[0][:2] == ["w1", "glibc"]
+
+
+def test_two_ways_are_told_apart_and_each_pooled() -> None:
+    p = Propagation((delay("w1", "musl", 5.1, "nodelocal"), delay("w1", "musl", 0.1, "coredns"),
+                     delay("w1", "glibc", None, "nodelocal", "s1")), "NodeLocal and CoreDNS", 0.1)
+    keys = list(evidence.by_stream(p, "service"))
+    assert [evidence.label(k) for k in keys] == ["w1/glibc/nodelocal", "w1/musl/coredns", "w1/musl/nodelocal"]
+    assert evidence.paths(p) == ["coredns", "nodelocal"]
+    figures = {m.name: m.value for m in evidence.measurements(p, "service")}
+    assert figures["p99_s[coredns]"] == 0.1 and figures["p99_s[nodelocal]"] == "never"
+    assert figures["p99_s[w1/musl/nodelocal]"] == 5.1 and figures["objects"] == 2
+    header, rows = evidence.table(p, "service")
+    assert header[:3] == ["node", "libc", "path"] and rows[1][:3] == ["w1", "musl", "coredns"]
