@@ -91,7 +91,7 @@ class Run:
         self.server_version = self.cluster.server_version()
         if not s.kind:
             # every missing permission in one line, before anything is created
-            rbac.check(self.cluster, self.namespace, creates_namespace=self.owns_namespace)
+            rbac.check(self.cluster, self.namespace, creates_namespace=self.owns_namespace, disruptive=s.disruptive)
         self.nodes = self.cluster.nodes()
         self.placement = placement.choose(self.nodes, s.nodes, s.seed)
         self.facts["placement"] = self.placement.describe()

@@ -1,4 +1,5 @@
-"""The permissions the suite needs (fixtures/rbac.yaml) and a check, before the run, that it has them."""
+"""The permissions the suite needs (fixtures/rbac.yaml, and fixtures/rbac-disruptive.yaml for
+--k8sdns-disruptive) and a check, before the run, that it has them."""
 
 from __future__ import annotations
 
@@ -46,17 +47,22 @@ class Permission:
         return client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attrs))
 
 
+#: What --k8sdns-disruptive's built-in changes need beside rbac.yaml (kube-system's DNS workloads)
+DISRUPTIVE_FILE = "rbac-disruptive.yaml"
+
+
 @functools.cache
-def _documents() -> tuple[dict[str, Any], ...]:
-    with open(fixture_path("rbac.yaml"), encoding="utf-8") as f:
+def _documents(name: str = "rbac.yaml") -> tuple[dict[str, Any], ...]:
+    with open(fixture_path(name), encoding="utf-8") as f:
         return tuple(d for d in yaml.safe_load_all(f) if d)
 
 
-def required(namespace: str, *, creates_namespace: bool) -> list[Permission]:
+def required(namespace: str, *, creates_namespace: bool, disruptive: bool = False) -> list[Permission]:
     """Every permission of fixtures/rbac.yaml's roles, with its Role in `namespace`; plus create and
-    delete on namespaces when the run makes its own."""
+    delete on namespaces when the run makes its own, and rbac-disruptive.yaml's with `disruptive`."""
     perms: list[Permission] = []
-    for doc in _documents():
+    docs = _documents() + (_documents(DISRUPTIVE_FILE) if disruptive else ())
+    for doc in docs:
         if doc.get("kind") not in ("Role", "ClusterRole"):
             continue
         ns = doc["metadata"].get("namespace") if doc["kind"] == "Role" else None
@@ -91,11 +97,12 @@ def missing(cluster: Cluster, perms: Sequence[Permission]) -> list[Permission] |
     return [p for p, a in zip(perms, answers) if not a]
 
 
-def check(cluster: Cluster, namespace: str, *, creates_namespace: bool) -> None:
+def check(cluster: Cluster, namespace: str, *, creates_namespace: bool, disruptive: bool = False) -> None:
     """Raise one ClusterError line naming every permission of the suite this identity lacks; the
     OPTIONAL_VERBS are not asked for (an identity bound by an older rbac.yaml still runs)."""
     __tracebackhide__ = True
-    needed = [p for p in required(namespace, creates_namespace=creates_namespace) if p.verb not in OPTIONAL_VERBS]
+    needed = [p for p in required(namespace, creates_namespace=creates_namespace, disruptive=disruptive)
+              if p.verb not in OPTIONAL_VERBS]
     lacking = missing(cluster, needed)
     if not lacking:
         return
@@ -103,7 +110,12 @@ def check(cluster: Cluster, namespace: str, *, creates_namespace: bool) -> None:
     hint = ""
     if creates_namespace and any(p.resource == "namespaces" for p in lacking):
         hint = "; or run in a namespace made for the suite with --k8sdns-namespace=NAME"
+    lists = "fixtures/rbac.yaml lists what the suite needs"
+    base = set(required(namespace, creates_namespace=creates_namespace))
+    if any(p not in base for p in lacking):
+        lists += f", fixtures/{DISRUPTIVE_FILE} what --k8sdns-disruptive adds"
+        hint += "; or run without --k8sdns-disruptive"
     raise ClusterError(
         f"Forbidden: cannot {', '.join(map(str, lacking))} on {cluster.server}; grant {it} to this identity "
-        f"(fixtures/rbac.yaml lists what the suite needs){hint}"
+        f"({lists}){hint}"
     )

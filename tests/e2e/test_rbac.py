@@ -53,13 +53,16 @@ def runner_kubeconfig(cluster: Run, tmp_path_factory: pytest.TempPathFactory) ->
     return path, token
 
 
-def suite(kubeconfig: Path, out: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
+def suite(kubeconfig: Path, out: Path, *extra: str,
+          only: str | None = None) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
+    """The packaged suite (or one of its checks, `only`, as a node id under it) as the ServiceAccount."""
     results = out / "results.json"
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
             f"--k8sdns-context={ACCOUNT}", f"--k8sdns-kubeconfig={kubeconfig}", f"--k8sdns-namespace={NAMESPACE}",
             f"--k8sdns-glibc-image={GLIBC_IMAGE}", f"--k8sdns-musl-image={MUSL_IMAGE}",
             "--k8sdns-external-name=api.example.test", f"--k8sdns-results={results}",
-            "-W", "ignore::pytest.PytestDeprecationWarning", *FAST, str(_suite_dir())]
+            "-W", "ignore::pytest.PytestDeprecationWarning", *FAST, *extra,
+            str(_suite_dir() / only) if only else str(_suite_dir())]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=1200, check=False, cwd=out)
     (out / "output.txt").write_text(proc.stdout + proc.stderr)
     return proc, json.loads(results.read_text()) if results.exists() else None
@@ -127,3 +130,32 @@ def test_suite_passes_without_watch(cluster: Run, runner_kubeconfig: tuple[Path,
         api.patch_namespaced_role("k8sdns-run", NAMESPACE, {"rules": rules})
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     assert doc is not None and {c["outcome"] for c in doc["checks"]} <= {"passed", "skipped"}
+
+
+def test_disruptive_needs_its_role_and_runs_with_only_that(cluster: Run, runner_kubeconfig: tuple[Path, str],
+                                                          tmp_path: Path) -> None:
+    """--k8sdns-disruptive as the ServiceAccount bound to rbac.yaml only: refused before anything is
+    created, in one line naming each right rbac-disruptive.yaml adds. With that file applied too, a
+    built-in change runs and passes."""
+    kubeconfig = runner_kubeconfig[0]
+    proc, _ = suite(kubeconfig, tmp_path, "--k8sdns-disruptive", only="test_change.py")
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-3000:] + proc.stderr[-3000:]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("ERROR:")]
+    assert len(errors) == 1 and "Forbidden: cannot " in errors[0], proc.stderr
+    assert "patch deployments (apps) in namespace kube-system" in errors[0], errors
+    assert "delete pods in namespace kube-system" in errors[0], errors
+    assert "fixtures/rbac-disruptive.yaml what --k8sdns-disruptive adds" in errors[0], errors
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert cluster.cluster.core.list_namespaced_pod(NAMESPACE).items == []  # nothing was started
+
+    docs = [d for d in yaml.safe_load_all(fixture_path("rbac-disruptive.yaml").read_text()) if d]
+    utils.create_from_yaml(cluster.cluster.api_client, yaml_objects=docs)
+    rbac_api = client.RbacAuthorizationV1Api(cluster.cluster.api_client)
+    try:
+        proc, doc = suite(kubeconfig, tmp_path, "--k8sdns-disruptive", "--k8sdns-settle-s=3",
+                          only="test_change.py::test_dns_during_change[coredns-pod-delete]")
+    finally:
+        rbac_api.delete_namespaced_role_binding("k8sdns-disruptive", "kube-system")
+        rbac_api.delete_namespaced_role("k8sdns-disruptive", "kube-system")
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert doc is not None and [c["outcome"] for c in doc["checks"]] == ["passed"], doc["checks"]

@@ -9,7 +9,12 @@ import pytest
 
 from pytest_k8sdns.config import DEFAULT_NODELOCAL_IMAGE, resolve
 from pytest_k8sdns.dns import corefile
-from pytest_k8sdns.dns.nodelocal import NODELOCAL_LABEL, bound_addresses, cluster_upstream, denial_ttl
+from pytest_k8sdns.dns.nodelocal import (
+    NODELOCAL_LABEL,
+    bound_addresses,
+    cluster_upstream,
+    denial_ttl,
+)
 from pytest_k8sdns.dns.nodelocal_deploy import (
     _template,
     deploy_nodelocal,

@@ -89,6 +89,14 @@ def test_required_names_the_run_namespace_and_exec_as_get_and_create() -> None:
         "list endpointslices (discovery.k8s.io) in namespace work"
 
 
+def test_disruptive_adds_the_kube_system_rights_of_its_changes() -> None:
+    base = set(rbac.required("work", creates_namespace=False))
+    more = set(rbac.required("work", creates_namespace=False, disruptive=True)) - base
+    assert rbac.Permission("patch", "deployments", "apps", "kube-system") in more
+    assert rbac.Permission("delete", "pods", "", "kube-system") in more
+    assert all(p.namespace == "kube-system" for p in more), more
+
+
 def _refused(exc: ApiException, verb: str = "create", resource: str = "pods", namespace: str = "ns") -> str:
     with pytest.raises(ClusterError) as err:
         with api_errors(verb, resource, namespace, "https://api"):
