@@ -71,12 +71,15 @@ def test_node_resolv_conf_not_loopback(coredns, default_policy_pods, k8sdns_reco
 
 
 def test_corefile_analysis(coredns, default_policy_pods, cluster_domain, k8sdns_record):
-    """The Corefile has a loop plugin, a cache, no loopback upstream, and serves the cluster domain."""
+    """The Corefile forwards nowhere that leads back to CoreDNS itself (a loopback port it serves,
+    a loopback nameserver of the node's resolv.conf, the cluster DNS Service), caches, and serves
+    the cluster domain."""
     text = coredns.corefile()
     if text is None:
         pytest.skip(f"no Corefile ConfigMap found for {coredns.describe()}")
     node_conf = next(iter(default_policy_pods.values())).info().resolv_conf if default_policy_pods else None
-    findings = corefile.analyse(text, node_resolv_conf=node_conf, cluster_domain=cluster_domain)
+    findings = corefile.analyse(text, node_resolv_conf=node_conf, cluster_domain=cluster_domain,
+                                cluster_dns_ip=coredns.provider.cluster_ip, coredns_version=coredns.provider.version)
     k8sdns_record.table("Corefile findings", ["code", "severity", "block", "message"],
                         [[f.code, f.severity, f.server_block, f.message] for f in findings])
     k8sdns_record("findings", [f"{f.severity}:{f.code}" for f in findings])

@@ -214,7 +214,7 @@ REAL_NODE = "nameserver 10.0.0.2\nnameserver 10.0.0.3\n"
         (
             "loop-localhost.Corefile",
             None,
-            [("no-loop-plugin", "error", ".:53"), ("loopback-upstream", "error", ".:53")],
+            [("loopback-upstream", "error", ".:53"), ("no-loop-plugin", "error", ".:53")],
         ),
         ("nodelocal-template.Corefile", LOOPBACK_NODE, []),
     ],
@@ -240,8 +240,8 @@ def test_loopback_through_resolv_conf_message_names_the_server_and_the_fix() -> 
         ("127.0.0.53", True),
         ("127.0.0.1:53", True),
         ("dns://127.0.0.1:53", True),
-        ("tls://127.0.0.1", True),
-        ("127.1.2.3:5353", True),
+        ("127.1.2.3:53", True),
+        ("localhost", True),
         ("::1", True),
         ("[::1]:53", True),
         ("10.96.0.10", False),
@@ -258,10 +258,51 @@ def test_loopback_forward_targets(target: str, loopback: bool) -> None:
 
 
 def test_old_proxy_plugin_counts_as_forwarding() -> None:
-    assert codes(analyse(".:53 {\n  proxy . 127.0.0.1\n  cache 30\n}\n")) == [
-        ("no-loop-plugin", "error", ".:53"),
+    assert codes(analyse(".:53 {\n  proxy . 127.0.0.1\n  cache 30\n}\n", coredns_version="1.4.0")) == [
         ("loopback-upstream", "error", ".:53"),
+        ("no-loop-plugin", "error", ".:53"),
     ]
+
+
+@pytest.mark.parametrize("target", ["tls://127.0.0.1", "127.1.2.3:5353", "127.0.0.1:5301"])
+def test_a_loopback_port_no_block_serves_is_a_sidecar_not_a_loop(target: str) -> None:
+    found = analyse(f".:53 {{\n  forward . {target}\n  cache 30\n}}\n")
+    assert codes(found) == [("loopback-sidecar", "warning", ".:53")]
+    assert "no block of this Corefile serves" in found[0].message
+
+
+def test_forwards_to_other_blocks_of_the_same_corefile_are_followed() -> None:
+    # the forward plugin's README example: 5301 and 5302 are served here, and they go outside
+    fanout = (".:53 {\n  forward . 127.0.0.1:5301 127.0.0.1:5302\n  cache 30\n}\n"
+              ".:5301 {\n  forward . 8.8.8.8\n}\n.:5302 {\n  forward . 8.8.4.4\n}\n")
+    assert [c for c in codes(analyse(fanout)) if c[1] == "error"] == []
+    # ... but a block that sends them back closes a loop, through two blocks
+    back = fanout.replace("forward . 8.8.4.4", "forward . 127.0.0.1:53")
+    assert ("loopback-upstream", "error", ".:53") in codes(analyse(back))
+    assert ("loopback-upstream", "error", ".:5302") in codes(analyse(back))
+
+
+def test_a_stub_domain_without_loop_is_healthy() -> None:
+    # the Kubernetes documentation's stub domain: no loop plugin, an outside upstream
+    text = sample("kubeadm.Corefile") + "consul.local:53 {\n  errors\n  cache 30\n  forward . 10.150.0.1\n}\n"
+    assert [c for c in codes(analyse(text)) if c[2] == "consul.local:53"] == []
+
+
+def test_forwarding_to_the_cluster_dns_service_is_a_loop_for_coredns_not_for_a_node_cache() -> None:
+    coredns = ".:53 {\n  kubernetes cluster.local\n  forward . 10.96.0.10\n  cache 30\n  loop\n}\n"
+    assert codes(analyse(coredns, cluster_dns_ip="10.96.0.10")) == [("loopback-upstream", "error", ".:53")]
+    assert codes(analyse(coredns)) == []
+    # NodeLocal in IPVS mode binds only its link-local address and forwards to the Service: no loop;
+    # binding the Service address too and forwarding there is one
+    cache = "cluster.local:53 {\n  bind 169.254.20.10\n  forward . 10.96.0.10 {\n    force_tcp\n  }\n  cache 30\n}\n"
+    assert [c for c in codes(analyse(cache, cluster_dns_ip="10.96.0.10")) if c[1] == "error"] == []
+    both = cache.replace("bind 169.254.20.10", "bind 169.254.20.10 10.96.0.10")
+    assert ("loopback-upstream", "error", "cluster.local:53") in codes(analyse(both, cluster_dns_ip="10.96.0.10"))
+
+
+def test_a_host_name_upstream_is_named() -> None:
+    assert codes(analyse(".:53 {\n  forward . dns.example.net\n  cache 30\n}\n")) == [
+        ("forward-hostname", "warning", ".:53")]
 
 
 @pytest.mark.parametrize(
@@ -377,7 +418,6 @@ def test_imported_server_blocks_are_analysed() -> None:
     imports = {"custom/example.server": "example.com:53 {\n  forward . 10.0.0.53\n}\n"}
     assert codes(analyse(sample("aks-like.Corefile"), imports=imports)) == [
         ("forward-resolv-conf", "warning", ".:53"),
-        ("no-loop-plugin", "error", "example.com:53"),
         ("no-cache", "warning", "example.com:53"),
     ]
 
@@ -445,7 +485,7 @@ def test_remove_plugin_removes_its_lines_only(name: str) -> None:
 
 def test_the_faults_edits_make_what_the_analysis_finds() -> None:
     text = corefile.remove_plugin(corefile.set_forward(sample("kubeadm.Corefile"), ["127.0.0.1"]), "loop")
-    assert codes(analyse(text)) == [("no-loop-plugin", "error", ".:53"), ("loopback-upstream", "error", ".:53")]
+    assert codes(analyse(text)) == [("loopback-upstream", "error", ".:53"), ("no-loop-plugin", "error", ".:53")]
     served = corefile.set_kubernetes_zones(sample("kubeadm.Corefile"), ["k8sdns-other.local", "in-addr.arpa", "ip6.arpa"])
     assert ("zone-mismatch", "error", ".:53") in codes(analyse(served))
 

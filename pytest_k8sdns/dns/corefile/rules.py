@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from pytest_k8sdns.dns.corefile.loops import loop_findings
 from pytest_k8sdns.dns.corefile.parser import (
     CLUSTER_DOMAIN_PILLAR,
     Directive,
@@ -14,7 +15,7 @@ from pytest_k8sdns.dns.corefile.parser import (
     parse,
     split_key,
 )
-from pytest_k8sdns.dns.resolver import is_loopback, nameservers_of
+from pytest_k8sdns.dns.corefile.refusals import parse_version, refusal_findings
 
 ERROR = "error"
 WARNING = "warning"
@@ -55,54 +56,6 @@ def _forwards(block: ServerBlock) -> Iterator[Directive]:
     for d in block.directives:
         if d.name in _FORWARDERS:
             yield d
-
-
-def _loop_findings(block: ServerBlock, node_resolv_conf: str | None) -> Iterator[Finding]:
-    label = block.label
-    forwards = list(_forwards(block))
-    if forwards and not block.has("loop"):
-        yield Finding(
-            "no-loop-plugin",
-            ERROR,
-            f"server block `{label}` forwards queries but has no `loop` plugin, so a forwarding loop would "
-            f"go undetected and queries circle until they time out; add `loop` to the server block `{label}`",
-            label,
-        )
-    node_loopback = [ns for ns in nameservers_of(node_resolv_conf or "") if is_loopback(ns)]
-    for fwd in forwards:
-        for target in _forward_targets(fwd):
-            if is_placeholder(target):
-                continue
-            if target == "/etc/resolv.conf":
-                if node_loopback:
-                    servers = ", ".join(node_loopback)
-                    yield Finding(
-                        "loopback-upstream",
-                        ERROR,
-                        f"server block `{label}` forwards to /etc/resolv.conf, whose nameserver {servers} is a "
-                        f"loopback address: from the CoreDNS pod that is CoreDNS itself, a forwarding loop; "
-                        f"forward to the upstream resolvers' IPs or point kubelet resolvConf at the real "
-                        f"upstream file (e.g. /run/systemd/resolve/resolv.conf)",
-                        label,
-                    )
-                yield Finding(
-                    "forward-resolv-conf",
-                    ERROR if node_loopback else WARNING,
-                    f"server block `{label}` forwards to /etc/resolv.conf, which under dnsPolicy Default is the "
-                    f"node's resolv.conf"
-                    + (f" and lists loopback nameserver {', '.join(node_loopback)}" if node_loopback else "")
-                    + "; forward to the upstream resolvers' IPs or point kubelet resolvConf at the real "
-                    "upstream file, with no 127.0.0.0/8 or ::1 nameserver",
-                    label,
-                )
-            elif is_loopback(_upstream_host(target)):
-                yield Finding(
-                    "loopback-upstream",
-                    ERROR,
-                    f"server block `{label}` forwards to {target}, a loopback address: from the CoreDNS pod that "
-                    f"is CoreDNS itself, a forwarding loop; forward to the upstream resolvers' IPs instead",
-                    label,
-                )
 
 
 def _cache_findings(block: ServerBlock) -> Iterator[Finding]:
@@ -207,17 +160,22 @@ def analyse(
     cluster_domain: str = "cluster.local",
     *,
     imports: Mapping[str, str] | None = None,
+    cluster_dns_ip: str | None = None,
+    coredns_version: str | None = None,
 ) -> list[Finding]:
     """Findings for a Corefile, grouped by check; raise ConfigError if it does not parse.
 
     ``node_resolv_conf`` is the resolv.conf text CoreDNS inherits (a node's, under dnsPolicy
     Default); with it, a ``forward . /etc/resolv.conf`` to a loopback stub is an error.
+    ``cluster_dns_ip`` is the cluster DNS Service's address: CoreDNS forwarding to it is a loop.
+    ``coredns_version`` (an image tag will do) dates the plugins and options CoreDNS removed.
     """
     blocks = parse(text, imports)
     cluster = split_key(cluster_domain.strip())[0]
-    findings: list[Finding] = []
+    found = [*refusal_findings(blocks, parse_version(coredns_version)),
+             *loop_findings(blocks, node_resolv_conf, cluster_dns_ip)]
+    findings: list[Finding] = [Finding(code, severity, message, block.label) for code, severity, message, block in found]
     for block in blocks:
-        findings.extend(_loop_findings(block, node_resolv_conf))
         findings.extend(_cache_findings(block))
     findings.extend(_nodelocal_findings(blocks, cluster))
     findings.extend(_zone_findings(blocks, cluster))
