@@ -40,6 +40,8 @@ def test_the_base_corefile_starts() -> None:
     (corefile().replace("  reload\n", "  reload 30\n"), "duration-without-unit", "missing unit in duration"),
     (corefile().replace("prometheus :9153", "prometheus 9153"), "address-without-port", "missing port in address"),
     (corefile().replace("cache 30", "cache 0"), "bad-value", "can not be zero or negative"),
+    (corefile("  rewrite name stop a.example b.example\n"), "rewrite-args", "received: stop"),
+    (corefile("  rewrite name a.example\n"), "rewrite-args", "too few arguments for a name rule"),
 ])
 def test_each_refusal_is_an_error_that_quotes_coredns(text: str, code: str, quoted: str) -> None:
     findings = [f for f in analyse(text, coredns_version="1.12.1") if f.code == code]

@@ -145,6 +145,52 @@ def _forward_findings(block: ServerBlock) -> Iterator[Refusal]:
                        f"missing unit in duration\"); write e.g. `{opt.name} {opt.args[0]}s`", block)
 
 
+#: how a `rewrite name` rule of three or more words must begin (plugin/rewrite/name.go)
+NAME_MATCH_TYPES = ("exact", "prefix", "suffix", "substring", "regex")
+#: the first version that takes more than one `forward` in a server block
+MULTI_FORWARD: Version = (1, 9, 4)
+
+
+def _rewrite_findings(block: ServerBlock) -> Iterator[Refusal]:
+    label = block.label
+    for r in block.find("rewrite"):
+        rule = list(r.args)
+        if rule and rule[0].lower() in ("stop", "continue"):
+            rule = rule[1:]
+        if not rule or rule[0].lower() != "name" or any(is_placeholder(w) for w in rule):
+            continue  # the block form (`rewrite stop { ... }`) and the other rule types are not judged
+        words = rule[1:]
+        if len(words) < 2:
+            why = "too few arguments for a name rule"
+        elif len(words) >= 3 and words[0].lower() not in NAME_MATCH_TYPES:
+            why = (f"name rule supports only exact, prefix, suffix, substring, and regex name matching, received: "
+                   f"{words[0]}")
+        else:
+            continue
+        yield ("rewrite-args", ERROR,
+               f"server block `{label}`: `rewrite {' '.join(r.args)}`: CoreDNS refuses to start (\"plugin/rewrite: "
+               f"{why}\"); write `rewrite [stop|continue] name [exact|prefix|suffix|substring|regex] FROM TO`", block)
+
+
+def _forward_zone_findings(block: ServerBlock, version: Version | None) -> Iterator[Refusal]:
+    label = block.label
+    fwds = [d for d in block.directives if d.name == "forward"]
+    if len(fwds) > 1 and version is not None and version < MULTI_FORWARD:
+        yield ("plugin-twice", ERROR,
+               f"server block `{label}` has `forward` {len(fwds)} times: CoreDNS {_v(version)} refuses to start "
+               f"(\"plugin/forward: this plugin can only be used once per Server Block\"; allowed from "
+               f"{_v(MULTI_FORWARD)}); merge them or upgrade", block)
+    for fwd in fwds:
+        if not fwd.args or is_placeholder(fwd.args[0]):
+            continue
+        origin = split_key(fwd.args[0])[0]
+        if origin != "." and not any(z == "." or origin == z or origin.endswith("." + z) for z in block.zones):
+            yield ("forward-outside-zone", WARNING,
+                   f"server block `{label}`: `forward {fwd.args[0]} ...` forwards a zone outside the block's "
+                   f"({' '.join(block.zones)}), so it never matches and the block's queries end in SERVFAIL; "
+                   f"forward `.` here, or move it into a block for {origin}", block)
+
+
 def _address_findings(block: ServerBlock) -> Iterator[Refusal]:
     label = block.label
     for name in ("health", "ready", "prometheus"):
@@ -219,6 +265,8 @@ def refusal_findings(blocks: Sequence[ServerBlock], version: Version | None = No
         yield from _directive_findings(block, version)
         yield from _kubernetes_findings(block, version)
         yield from _forward_findings(block)
+        yield from _forward_zone_findings(block, version)
+        yield from _rewrite_findings(block)
         yield from _address_findings(block)
         yield from _cache_refusals(block)
 
