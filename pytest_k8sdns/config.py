@@ -66,6 +66,16 @@ _growth = _checked("_growth", float, lambda v: v >= 1, "a growth ratio must be a
 _nonnegative_int = _checked("_nonnegative_int", int, lambda v: v >= 0, "must not be negative")
 _budget = _checked("_budget", float, lambda v: math.isfinite(v) and v > 0, "a query budget must be a finite number above 0")
 _positive_int = _checked("_positive_int", int, lambda v: v >= 1, "must be at least 1")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _yes_no(text: str) -> bool:
+    if text.strip().lower() not in _TRUE + _FALSE:
+        raise ValueError("say true or false")
+    return text.strip().lower() in _TRUE
+
+
+_yes_no.__name__ = "_true_or_false"
 
 
 def _nodes_spec(text: str) -> str:
@@ -129,7 +139,11 @@ OPTIONS: tuple[Option, ...] = (
            "keeps answering NXDOMAIN once the Service is there", unit="s", threshold=True),
     Option("socket_recovery_s", _positive_float, 5.0, "longest a long-lived UDP socket (fixed source port) may fail "
            "during a change", unit="s", threshold=True),
+    Option("strict_clients", _yes_no, False, "fail the cluster, not only report a finding, when a probe's libc "
+           "cannot get a whole answer that DNS must truncate over UDP (musl before 1.2.4 has no TCP fallback)"),
 )
+#: options given as a bare flag (`--k8sdns-strict-clients`), true when given; their ini twin says true or false
+FLAG_OPTIONS = ("strict_clients",)
 _BY_NAME = {opt.name: opt for opt in OPTIONS}
 
 
@@ -190,6 +204,7 @@ class Settings:
     propagation_objects: int = default("propagation_objects")
     propagation_p99_s: float = default("propagation_p99_s")
     negative_window_s: float = default("negative_window_s")
+    strict_clients: bool = default("strict_clients")
 
     @property
     def active(self) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_k8sdns.config import Settings
-from pytest_k8sdns.dns import objects
+from pytest_k8sdns.dns import bigname, objects
 from pytest_k8sdns.dns import propagation as propagation_
 from pytest_k8sdns.dns.coredns import CoreDNSInspector
 from pytest_k8sdns.dns.nodelocal import NodeLocalInspector, find_nodelocal
@@ -118,10 +118,15 @@ def external_names(k8sdns_run: Run, external_name: tuple[str, str | None]) -> Ca
 
 
 @pytest.fixture(scope="session")
-def probe_pods(probe_fleet: Fleet) -> dict[str, ProbePod]:
+def probe_pods(k8sdns_run: Run, probe_fleet: Fleet) -> dict[str, ProbePod]:
     """Session. One ClusterFirst probe pod per libc flavour, on the first chosen node:
-    {"glibc": ProbePod, "musl": ProbePod} (the fleet's, for checks that need one client)."""
-    return {libc: probe_fleet.first(libc) for libc in LIBCS}
+    {"glibc": ProbePod, "musl": ProbePod} (the fleet's, for checks that need one client). Each
+    image's libc and its version become a fact of the report (check 18 depends on musl's)."""
+    pods = {libc: probe_fleet.first(libc) for libc in LIBCS}
+    for libc, pod in pods.items():
+        info = _guarded(pod.info)
+        k8sdns_run.facts.setdefault("probe_libc", {})[libc] = f"{info.libc} {info.libc_version or 'version unknown'}"
+    return pods
 
 
 @pytest.fixture(scope="session")
@@ -311,6 +316,16 @@ def propagation(k8sdns_run: Run, probe_fleet: Fleet, cluster_domain: str,
         if direct:
             probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, direct)
     return measured
+
+
+@pytest.fixture(scope="session")
+def big_name(k8sdns_run: Run, cluster_domain: str) -> bigname.BigName:
+    """Session. Check 18's headless Service `big` with 40 ready endpoints (its A answer about 700
+    bytes, over DNS's 512 over UDP without EDNS), in the run's namespace."""
+    run = k8sdns_run
+    made: bigname.BigName = _guarded(lambda: bigname.create(run.cluster, run.namespace, run.run_id, cluster_domain,
+                                                            timeout_s=run.settings.pod_timeout))
+    return made
 
 
 @pytest.fixture(scope="session")

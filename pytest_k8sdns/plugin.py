@@ -19,6 +19,7 @@ from pytest_k8sdns.report.html import HtmlExtras
 from pytest_k8sdns.results import Results, write_document
 from pytest_k8sdns.session import Run
 from pytest_k8sdns.verdict import certification, rootcause
+from pytest_k8sdns.verdict.expect import client_findings
 from pytest_k8sdns.verdict.gate import Gate
 
 pytest_plugins = ["pytest_k8sdns.fixtures", "pytest_k8sdns.monitor.fixtures"]
@@ -57,7 +58,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="upgrade gate: fail when p99 grew, retry signatures appeared or a passing check fails "
                          "compared with this earlier --k8sdns-results file")
     for opt in cfg.OPTIONS:
-        group.addoption(opt.flag, metavar=opt.name.upper(), help=f"{opt.help} (default: {opt.default!r}; ini: {opt.ini})")
+        if opt.name in cfg.FLAG_OPTIONS:  # a bare flag on the command line; its ini twin says true or false
+            group.addoption(opt.flag, action="store_const", const="true", help=f"{opt.help} (ini: {opt.ini})")
+        else:
+            group.addoption(opt.flag, metavar=opt.name.upper(),
+                            help=f"{opt.help} (default: {opt.default!r}; ini: {opt.ini})")
         parser.addini(opt.ini, f"{opt.help} (command line: {opt.flag})", default="")
 
 
@@ -182,6 +187,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.section("k8sdns root cause", sep="=", red=True, bold=True)
         for line in rootcause.lines(found):
             terminalreporter.line(line, red=not line.startswith("  "))
+    clients = client_findings(doc or {})
+    if clients:
+        # what the cluster cannot fix but its workloads should know (not failed: --k8sdns-strict-clients)
+        terminalreporter.section("k8sdns client findings", sep="=", yellow=True, bold=True)
+        for check, finding in clients:
+            terminalreporter.line(f"{check}: {finding}", yellow=True)
 
 
 def _terminate_as_interrupt(config: pytest.Config) -> None:

@@ -64,8 +64,8 @@ def create(cluster: Cluster, namespace: str, run_id: str, domain: str, image: st
     unready["spec"]["containers"][0]["readinessProbe"] = {
         "exec": {"command": ["python3", "-c", "raise SystemExit(1)"]}, "periodSeconds": 5}
     cluster.call("create", "pods", namespace, core.create_namespaced_pod, namespace, unready)
-    ips = _wait_endpoints(cluster, namespace, "hl", 2, timeout_s)
-    not_ready = _wait_endpoints(cluster, namespace, "hl", 1, timeout_s, ready=False)
+    ips = wait_endpoints(cluster, namespace, "hl", 2, timeout_s)
+    not_ready = wait_endpoints(cluster, namespace, "hl", 1, timeout_s, ready=False)
     first = cluster.call("get", "pods", namespace, core.read_namespaced_pod, started["hl-0"].name, namespace)
     return DnsObjects(
         namespace=namespace, domain=domain, service="web", service_ip=svc.spec.cluster_ip, headless="hl",
@@ -74,7 +74,7 @@ def create(cluster: Cluster, namespace: str, run_id: str, domain: str, image: st
     )
 
 
-def _wait_endpoints(cluster: Cluster, namespace: str, service: str, count: int, timeout_s: float,
+def wait_endpoints(cluster: Cluster, namespace: str, service: str, count: int, timeout_s: float,
                     ready: bool = True) -> list[str]:
     """Ready (or not-ready) addresses of a Service's EndpointSlices, once there are `count` of them;
     woken by the watch of those slices."""

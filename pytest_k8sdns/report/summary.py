@@ -10,6 +10,7 @@ from pytest_k8sdns.evidence import measure
 from pytest_k8sdns.evidence.measure import Q
 from pytest_k8sdns.report import nodes
 from pytest_k8sdns.verdict.baseline import Comparison, by_check, check_id
+from pytest_k8sdns.verdict.expect import client_findings
 
 LIBCS = ("glibc", "musl")
 _E = html.escape
@@ -167,7 +168,9 @@ def _facts(doc: dict[str, Any]) -> str:
             ("namespace", f.get("namespace", ""))]
     if f.get("upstream"):
         rows.append(("test upstream DNS", f["upstream"]))
-    rows += [("probe images", f"glibc {s.get('glibc_image')}, musl {s.get('musl_image')}"),
+    libcs = f.get("probe_libc") or {}
+    rows += [("probe images", f"glibc {s.get('glibc_image')}, musl {s.get('musl_image')}"
+                              + (f"; their libc: {', '.join(v for _, v in sorted(libcs.items()))}" if libcs else "")),
              ("samples", (f"{s.get('samples')} paced lookups per libc at {s.get('qps')}/s; "
                           f"{s.get('bursts')} bursts of {s.get('burst_size')}")),
              ("thresholds", (f"p50 <= {s.get('p50_ms')} ms, p99 <= {s.get('p99_ms')} ms, errors <= "
@@ -213,6 +216,15 @@ def _root_causes(doc: dict[str, Any]) -> str:
     return f"<h3 id='k8sdns-root-cause'>Root cause</h3><ul class='k8sdns-root-cause'>{items}</ul>"
 
 
+def _client_findings(doc: dict[str, Any]) -> str:
+    """What the workloads on a probe's libc should know (check 18): shown, not failed."""
+    found = client_findings(doc)
+    if not found:
+        return ""
+    items = "".join(f"<li><b>{_E(check)}</b>: {_E(text)}</li>" for check, text in found)
+    return f"<h3 id='k8sdns-client-findings'>Client findings</h3><ul class='k8sdns-client-findings'>{items}</ul>"
+
+
 def render(doc: dict[str, Any], plots: dict[str, str], comparison: Comparison | None = None,
            before: dict[str, Any] | None = None) -> str:
     """The whole summary block; `plots` maps each libc to its CDF <img>."""
@@ -221,6 +233,6 @@ def render(doc: dict[str, Any], plots: dict[str, str], comparison: Comparison | 
     if comparison is not None:
         source = str((doc.get("baseline") or {}).get("file", "the baseline"))
         gate = f"<h3>Upgrade gate: before and after</h3>{_gate(comparison, source)}"
-    return (f"{STYLE}<div class='k8sdns-summary' id='k8sdns-summary'>{_root_causes(doc)}{_verdict(doc, comparison)}"
+    return (f"{STYLE}<div class='k8sdns-summary' id='k8sdns-summary'>{_root_causes(doc)}{_client_findings(doc)}{_verdict(doc, comparison)}"
             f"<h3>Lookups from inside pods, per libc</h3><div class='k8sdns-libcs'>{cards}</div>"
             f"{nodes.render(doc)}{gate}<h3>Checks</h3>{_checks_table(doc, before)}<h3>Cluster</h3>{_facts(doc)}</div>")

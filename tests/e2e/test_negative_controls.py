@@ -400,7 +400,6 @@ def test_cluster_domain_mismatch(faulted, tmp_path: Path) -> None:
 #: faults that must fail exactly one records check: (fault, failing checks, evidence in their
 #: messages, the checks to run again once it is undone)
 ONE_CHECK = [
-    ("tcp_refused", {"test_cluster_name_raw[tcp]"}, "over TCP", "test_records.py::test_cluster_name_raw"),
     ("no_reverse_zone", {"test_service_ptr"}, "PTR ", "test_records.py::test_service_ptr"),
     ("upstream_down", {"test_upstream_name[glibc]", "test_upstream_name[musl]"}, "getaddrinfo(k8sdns-k8sdns.wild.example.test)",
      "test_records.py::test_upstream_name"),
@@ -418,6 +417,40 @@ def test_fault_fails_one_records_check(faulted, tmp_path: Path, fault: str, fail
     assert set(bad) == fails, bad
     assert all(evidence in bad[name] for name in fails), bad
     assert failed(suite(run, tmp_path, again)) == {}
+
+
+BIG = ("test_big_answer.py",)
+
+
+def test_big_answers_and_tcp_refused(faulted, tmp_path: Path) -> None:
+    """Check 18 healthy: the cluster truncates over UDP and completes over TCP, glibc gets all 40
+    addresses, and the musl probe (Debian's musl 1.2.3, no TCP fallback) is a client finding, not a
+    failure, unless --k8sdns-strict-clients. With TCP/53 to CoreDNS refused, the cluster's part fails,
+    and so do both libcs' (their pod's own TCP query fails too), beside the raw TCP record check."""
+    run, faults = faulted
+    out: dict[str, Any] = {}
+    checks = suite(run, tmp_path, *BIG, out=out)
+    assert failed(checks) == {}, checks
+    glibc = checks["test_big_answer_every_address[glibc]"]["measurements"]
+    musl = checks["test_big_answer_every_address[musl]"]["measurements"]
+    cluster = checks["test_big_answer_truncated_then_whole_over_tcp"]["measurements"]
+    print("big answer:", {k: v["value"] for k, v in cluster.items()}, "glibc", glibc["addresses"]["value"],
+          "musl", musl["addresses"]["value"], musl.get("client_finding", {}).get("value"))
+    assert cluster["udp_truncated"]["value"] is True and cluster["tcp_addresses"]["value"] == 40
+    assert glibc["addresses"]["value"] == 40 and "client_finding" not in glibc
+    assert musl["addresses"]["value"] < 40 and "does not ask again over TCP" in musl["client_finding"]["value"]
+    assert "k8sdns client findings" in out["proc"].stdout
+    strict = failed(suite(run, tmp_path, "test_big_answer.py::test_big_answer_every_address",
+                          extra=("--k8sdns-strict-clients",)))
+    assert set(strict) == {"test_big_answer_every_address[musl]"}, strict
+    with faults.tcp_refused():
+        checks = suite(run, tmp_path, *BIG, "test_records.py::test_cluster_name_raw")
+    bad = failed(checks)
+    fails_its_targets("tcp_refused", bad)
+    assert set(bad) == {"test_cluster_name_raw[tcp]", "test_big_answer_truncated_then_whole_over_tcp",
+                        "test_big_answer_every_address[glibc]", "test_big_answer_every_address[musl]"}, bad
+    assert "TCP:" in bad["test_big_answer_truncated_then_whole_over_tcp"], bad
+    assert failed(suite(run, tmp_path, "test_records.py::test_cluster_name_raw")) == {}
 
 
 def test_not_ready_published(faulted, tmp_path: Path) -> None:

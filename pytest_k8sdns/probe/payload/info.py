@@ -23,7 +23,7 @@ def detect_libc() -> tuple[str, str | None, str]:
 
     loaders = sorted(glob.glob("/lib/ld-musl-*.so.1"))
     if loaders:
-        return "musl", None, loaders[0]
+        return "musl", _musl_version(loaders[0]), loaders[0]
     build = [getattr(sys.implementation, "_multiarch", "") or ""]
     try:
         import sysconfig
@@ -44,6 +44,19 @@ def detect_libc() -> tuple[str, str | None, str]:
     if sys.platform.startswith("linux"):
         return "musl", None, "no glibc"
     return "unknown", None, "not linux"
+
+
+def _musl_version(loader: str) -> str | None:
+    """musl's dynamic loader, run without a program, prints its version ("Version 1.2.3") and exits."""
+    import re
+    import subprocess
+
+    try:
+        out = subprocess.run([loader], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"^Version (\S+)", out.stdout + out.stderr, re.M)
+    return found.group(1) if found else None
 
 
 def _dnspython_version() -> str | None:
