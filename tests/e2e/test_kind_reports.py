@@ -67,7 +67,9 @@ def test_report_renders_in_chromium(report: Path, kind_session: dict, tmp_path: 
     # the summary opens the report: above pytest-html's environment table and results
     assert f["summaryTop"] is not None and f["summaryTop"] < f["resultsTop"] < f["environmentTop"]
     assert f["libcs"] == ["glibc", "musl"]
-    assert f["sections"][:1] == ["Lookups from inside pods, per libc"] and f["sections"][-2:] == ["Checks", "Cluster"]
+    # first what the workloads should know: check 18's finding for the musl 1.2.3 probe (no TCP fallback)
+    assert f["sections"][:2] == ["Client findings", "Lookups from inside pods, per libc"], f["sections"]
+    assert f["sections"][-2:] == ["Checks", "Cluster"], f["sections"]
     assert "Nodes" in f["sections"] and "Replicas" in f["sections"], f["sections"]
     # the plots are images the browser decoded, with a real size
     alts = [p["alt"] for p in f["plots"]]
