@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from pytest_k8sdns.dns.corefile.loops import loop_findings
+from pytest_k8sdns.dns.corefile.loops import forwards, loop_findings, target
 from pytest_k8sdns.dns.corefile.parser import (
     CLUSTER_DOMAIN_PILLAR,
     Directive,
@@ -20,7 +20,6 @@ from pytest_k8sdns.dns.corefile.refusals import parse_version, refusal_findings
 ERROR = "error"
 WARNING = "warning"
 INFO = "info"
-_FORWARDERS = ("forward", "proxy")
 
 
 @dataclass(frozen=True)
@@ -33,17 +32,6 @@ class Finding:
     server_block: str
 
 
-def _upstream_host(target: str) -> str:
-    """The host part of a forward target: ``dns://127.0.0.1:53`` -> ``127.0.0.1``."""
-    if "://" in target:
-        target = target.split("://", 1)[1]
-    if target.startswith("["):
-        return target[1:].split("]", 1)[0]
-    if target.count(":") == 1:
-        return target.split(":", 1)[0]
-    return target
-
-
 def _forward_targets(directive: Directive) -> list[str]:
     return directive.args[1:]
 
@@ -52,16 +40,10 @@ def _in_zone(name: str, zone: str) -> bool:
     return zone == "." or name == zone or name.endswith("." + zone)
 
 
-def _forwards(block: ServerBlock) -> Iterator[Directive]:
-    for d in block.directives:
-        if d.name in _FORWARDERS:
-            yield d
-
-
 def _cache_findings(block: ServerBlock) -> Iterator[Finding]:
-    forwards = any(True for _ in _forwards(block))
-    if (forwards or "." in block.zones) and not block.has("cache"):
-        what = "forwards queries" if forwards else "serves the root zone"
+    forwarding = any(True for _ in forwards(block))
+    if (forwarding or "." in block.zones) and not block.has("cache"):
+        what = "forwards queries" if forwarding else "serves the root zone"
         yield Finding(
             "no-cache",
             WARNING,
@@ -80,7 +62,7 @@ def _nodelocal_findings(blocks: list[ServerBlock], cluster: str) -> Iterator[Fin
     # NodeLocal-style: a block for the cluster zone itself (not '.') that binds addresses and
     # forwards the zone to cluster DNS instead of serving it with the kubernetes plugin.
     def nodelocal_style(block: ServerBlock, zone_ok: bool) -> bool:
-        return zone_ok and block.has("bind") and not block.has("kubernetes") and any(True for _ in _forwards(block))
+        return zone_ok and block.has("bind") and not block.has("kubernetes") and any(True for _ in forwards(block))
 
     cluster_blocks = [b for b in blocks if nodelocal_style(b, any(_canon_zone(z, cluster) == cluster for z in b.zones))]
     if not cluster_blocks:
@@ -92,7 +74,7 @@ def _nodelocal_findings(blocks: list[ServerBlock], cluster: str) -> Iterator[Fin
         and nodelocal_style(b, any(z.endswith(("in-addr.arpa.", "ip6.arpa.")) for z in b.zones))
     ]
     for block, severity in [(b, ERROR) for b in cluster_blocks] + [(b, WARNING) for b in reverse_blocks]:
-        for fwd in _forwards(block):
+        for fwd in forwards(block):
             if fwd.has("force_tcp"):
                 continue
             targets = " ".join(_forward_targets(fwd)) or "(no upstream)"
@@ -186,12 +168,12 @@ def forward_hosts(text: str, zone: str) -> list[str]:
     """The hosts a server block for `zone` forwards to, in order (``dns://10.0.0.10:53`` ->
     ``10.0.0.10``; a resolv.conf path stays as written); empty when no block serves that zone."""
     zone = zone.rstrip(".").lower() + "."
-    return [_upstream_host(target) for block in parse(text) if zone in block.zones for fwd in _forwards(block)
-            for target in _forward_targets(fwd)]
+    return [target(t).host for block in parse(text) if zone in block.zones for fwd in forwards(block)
+            for t in _forward_targets(fwd)]
 
 
 def forwards_to_resolv_conf(text: str) -> bool:
     """True when a server block forwards to /etc/resolv.conf: CoreDNS then inherits its node's
     nameservers (under dnsPolicy Default), and a loopback one there makes a loop."""
-    return any(target == "/etc/resolv.conf" for block in parse(text) for fwd in _forwards(block)
-               for target in _forward_targets(fwd))
+    return any(target(t).is_resolv_conf for block in parse(text) for fwd in forwards(block)
+               for t in _forward_targets(fwd))
