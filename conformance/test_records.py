@@ -6,6 +6,8 @@ import ipaddress
 
 import pytest
 
+from pytest_k8sdns.dns import externalname
+from pytest_k8sdns.dns.objects import PORT
 from pytest_k8sdns.evidence.latency import ms
 from pytest_k8sdns.probe.fleet import ONE_SHOT_QPS
 from pytest_k8sdns.probe.pods import LIBCS
@@ -168,3 +170,96 @@ def test_upstream_name(probe_fleet, external_name, k8sdns_record, root_causes, l
            "; ".join(f"{n}: {a or dict(runs[n].errors)}" for n, a in bad.items())
            + (f"; the other {others} node{'s' if others > 1 else ''}: as expected" if others else ""),
            "check the cluster DNS's forward target and that the upstream answers")
+
+
+def test_headless_srv(probe_pods, coredns, dns_objects, k8sdns_record, root_causes):
+    """A headless Service's named port gives one SRV per ready endpoint, its target the pod's own
+    name under the Service (h0, h1) and its port the endpoint's; not-ready endpoints have none."""
+    svc = dns_objects.fqdn(dns_objects.headless)
+    name = f"_http._tcp.{svc}"
+    reply = probe_pods["glibc"].query(coredns.provider.cluster_ip, name, rdtype="SRV").replies[0]
+    got = sorted((r.target.rstrip("."), r.port) for r in reply.srv())
+    want = sorted((f"{h}.{svc}", PORT["targetPort"]) for h in dns_objects.hostnames)
+    k8sdns_record("srv", [f"{t}:{p}" for t, p in got])
+    answers.reply(reply, probe_pods["glibc"].node, f"{name} SRV", got == want, [f"{t}:{p}" for t, p in want],
+                  [f"{t}:{p}" for t, p in got] or reply.rcode, "a headless Service publishes one SRV per ready "
+                  "endpoint, targeting <hostname>.<service> (kubernetes/dns specification 2.4.1)", root_causes)
+
+
+@pytest.mark.k8sdns_check(5)
+@pytest.mark.parametrize("libc", LIBCS)
+def test_pod_own_names(named_pods, dns_objects, k8sdns_record, libc):
+    """A pod with hostname and subdomain finds its own FQDN and hostname through its libc: the
+    kubelet writes both into the pod's /etc/hosts (no DNS record exists for them: the pod is not
+    behind the headless Service), as the e2e test "/etc/hosts entries for the cluster" asks."""
+    pod = named_pods[libc]
+    short = pod.spec.hostname
+    fqdn = f"{short}.{dns_objects.fqdn(pod.spec.subdomain)}"
+    result = pod.lookup([fqdn, short], count=2, family="inet")  # one lookup of each name
+    got = {n: list(a or ()) for n, a in zip(result.names, result.addresses)}
+    k8sdns_record("addresses", [f"{n}: {' '.join(a) or 'none'}" for n, a in got.items()])
+    bad = {n: a or dict(result.errors) for n, a in got.items() if a != [pod.pod_ip]}
+    expect(not bad, f"{libc} getaddrinfo of the pod's own names in {pod.where}", f"{pod.pod_ip} for {fqdn} and "
+           f"{short}", "; ".join(f"{n}: {a}" for n, a in bad.items()),
+           "the kubelet writes `<pod IP> <hostname>.<subdomain>.<ns>.svc.<domain> <hostname>` into the pod's "
+           "/etc/hosts; a runtime that mounts its own hosts file, or a hostNetwork pod, loses them")
+
+
+@pytest.mark.k8sdns_check(5)
+@pytest.mark.parametrize("libc", LIBCS)
+def test_pod_ip_records(probe_fleet, probe_pods, coredns, cluster_domain, k8sdns_settings, k8sdns_record,
+                        root_causes, libc):
+    """Pod A records, <a-b-c-d>.<ns>.pod.<domain>, as the kubernetes plugin's `pods` option promises
+    (or --k8sdns-pod-records pins): insecure and verified answer a pod's IP, through each libc on
+    every node; verified answers no address that is not a pod's; disabled answers none."""
+    promised = coredns.pod_records(cluster_domain)
+    mode = promised if k8sdns_settings.pod_records == "corefile" else k8sdns_settings.pod_records
+    k8sdns_record("corefile_pods", promised or "unknown")
+    if mode is None:
+        pytest.skip("the cluster DNS's Corefile could not be read, so its `pods` promise is unknown: pass "
+                    "--k8sdns-pod-records=insecure (or verified, disabled) to say what it must serve")
+    if mode == "disabled" and k8sdns_settings.pod_records == "corefile":
+        pytest.skip("the Corefile's kubernetes plugin serves no pod A records (`pods disabled`, also its default): "
+                    "pass --k8sdns-pod-records=insecure if your workloads use them")
+    ns = probe_pods["glibc"].namespace
+    ip = probe_pods["glibc"].pod_ip
+    said = f"the Corefile says `pods {promised}`" if promised else "the Corefile is unknown"
+    name, stranger = (f"{a.replace('.', '-')}.{ns}.pod.{cluster_domain}" for a in (ip, NOT_A_POD))
+    want = [] if mode == "disabled" else [ip]
+    answers.lookups_everywhere(
+        _everywhere(probe_fleet, libc, name), libc, f"{libc} getaddrinfo({name}) (pods {mode}; {said})", want or
+        "no address", lambda addrs: addrs == want, "pod A records are what the kubernetes plugin's `pods` option "
+        "says; workloads that resolve a-b-c-d.<ns>.pod names break when it is disabled", root_causes, k8sdns_record)
+    if mode == "verified":
+        answers.lookups_everywhere(
+            _everywhere(probe_fleet, libc, stranger), libc, f"{libc} getaddrinfo({stranger}) (pods verified; "
+            f"{NOT_A_POD} is no pod's)", "no address", lambda addrs: not addrs, "`pods verified` answers only "
+            "addresses of pods in that namespace", root_causes, k8sdns_record)
+
+
+#: an address no pod has (TEST-NET-1): `pods verified` must not answer it
+NOT_A_POD = "192.0.2.1"
+
+
+@pytest.mark.k8sdns_check(6)
+def test_external_name_change(probe_pods, coredns, dns_objects, k8sdns_run, k8sdns_settings, k8sdns_record,
+                              root_causes):
+    """An ExternalName Service's CNAME follows its target when the target changes, and an A record
+    with its new ClusterIP once its type becomes ClusterIP, each within the propagation bound; then
+    each libc resolves it to that ClusterIP."""
+    bound = k8sdns_settings.propagation_p99_s
+    pod = probe_pods["glibc"]
+    targets = (f"first.{dns_objects.external_target}", f"second.{dns_objects.external_target}")
+    fqdn, steps = externalname.follow(k8sdns_run.cluster, dns_objects.namespace, k8sdns_run.run_id, pod,
+                                      coredns.provider.cluster_ip, dns_objects.domain, targets, give_up_s=3 * bound)
+    for step in steps:
+        k8sdns_record(f"{step.key}_s", "never" if step.seconds is None else step.seconds, "s")
+    late = [s for s in steps if s.seconds is None or s.seconds > bound]
+    expect(len(steps) == 3 and not late, f"{fqdn} after each change", f"each state answered within {bound:g} s",
+           "; ".join(f"{s.what}: {'never' if s.seconds is None else f'{s.seconds} s'} (last answer {s.last})"
+                     for s in late), "the cluster DNS must follow Service changes (its API watch, its cache TTL)")
+    ip = steps[-1].what.split()[-1]
+    for libc, client in probe_pods.items():
+        got = list(client.lookup([fqdn], count=1, family="inet").addresses[0] or ())
+        expect(got == [ip], f"{libc} getaddrinfo({fqdn}) in {client.where}", [ip], got or "no address",
+               "the ClusterIP Service that was an ExternalName must resolve to its ClusterIP")

@@ -283,6 +283,18 @@ def dns_objects(k8sdns_run: Run, cluster_domain: str, external_name: tuple[str, 
 
 
 @pytest.fixture(scope="session")
+def named_pods(k8sdns_run: Run) -> Iterator[dict[str, ProbePod]]:
+    """Session. A probe pod of each libc with hostname `own-<libc>` and subdomain `hl`, outside the
+    headless Service: only the /etc/hosts the kubelet wrote knows its names. {libc: ProbePod}."""
+    s = k8sdns_run.settings
+    started: dict[str, ProbePod] = _guarded(
+        objects.start_named, k8sdns_run.cluster, k8sdns_run.namespace, k8sdns_run.run_id,
+        {libc: _image(s, libc) for libc in LIBCS}, s.pod_timeout, s.image_options())
+    yield started
+    probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, started)
+
+
+@pytest.fixture(scope="session")
 def propagation(k8sdns_run: Run, probe_fleet: Fleet, cluster_domain: str,
                 nodelocal: NodeLocalInspector | None) -> propagation_.Propagation:
     """Session. Check 17's measurement, made once: how long new Services and headless pods take to

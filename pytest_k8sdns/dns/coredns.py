@@ -9,7 +9,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from pytest_k8sdns.errors import ClusterError, NotFound
+from pytest_k8sdns.dns import corefile
+from pytest_k8sdns.errors import ClusterError, ConfigError, NotFound
 from pytest_k8sdns.kube import pods
 from pytest_k8sdns.kube.client import Cluster
 
@@ -138,6 +139,17 @@ class CoreDNSInspector:
             return None
         data = cm.data or {}
         return data.get("Corefile") or next(iter(data.values()), None)
+
+    def pod_records(self, cluster_domain: str) -> str | None:
+        """The `pods` mode (insecure, verified, disabled) of the kubernetes plugin that serves the
+        cluster domain in the Corefile; None when there is no readable Corefile or no such plugin."""
+        text = self.corefile()
+        if not text:
+            return None
+        try:
+            return corefile.pod_records_mode(text, cluster_domain)
+        except ConfigError:
+            return None
 
     def loop_lines(self) -> dict[str, list[str]]:
         """Per pod, the `plugin/loop: Loop (` lines of its current and previous container logs."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from kubernetes.client import DiscoveryV1Api
@@ -30,6 +31,7 @@ class DnsObjects:
     not_ready_ips: tuple[str, ...]  # endpoints of `headless` that are not ready: never in its A records
     hostname: str  # <hostname>.<headless>.<ns>.svc.<domain> names the first headless pod
     hostname_ip: str
+    hostnames: tuple[str, ...]  # every ready headless pod's spec.hostname: the targets of hl's SRV
     external: str
     external_target: str
 
@@ -70,6 +72,7 @@ def create(cluster: Cluster, namespace: str, run_id: str, domain: str, image: st
     return DnsObjects(
         namespace=namespace, domain=domain, service="web", service_ip=svc.spec.cluster_ip, headless="hl",
         headless_ips=tuple(sorted(ips)), not_ready_ips=tuple(sorted(not_ready)), hostname="h0", hostname_ip=first.status.pod_ip,
+        hostnames=tuple(s.hostname or "" for s in specs),
         external="ext", external_target=external_target,
     )
 
@@ -95,3 +98,19 @@ def wait_endpoints(cluster: Cluster, namespace: str, service: str, count: int, t
                  timeout_s=timeout_s, message=message, every_s=WATCHED_EVERY_S,
                  watched=Watched(cluster, "endpointslices", namespace, api.list_namespaced_endpoint_slice,
                                  label_selector=selector))
+
+
+#: The subdomain of the pods whose own names only /etc/hosts knows: the headless Service `hl`
+#: exists, but these pods are not behind it (no `app: hl` label), so DNS has no record of them.
+OWN_NAMES_SUBDOMAIN = "hl"
+
+
+def start_named(cluster: Cluster, namespace: str, run_id: str, images: Mapping[str, str], timeout_s: float,
+                image_options: dict[str, str]) -> dict[str, probes.ProbePod]:
+    """A probe pod of each libc ({libc: image}) with spec.hostname `own-<libc>` and spec.subdomain
+    `hl`: the kubelet writes `<ip> own-<libc>.hl.<ns>.svc.<domain> own-<libc>` into its /etc/hosts
+    (the e2e test "/etc/hosts entries for the cluster"). {libc: ProbePod}."""
+    specs = [ProbeSpec(key=f"own-{libc}", libc=libc, image=image, hostname=f"own-{libc}",
+                       subdomain=OWN_NAMES_SUBDOMAIN) for libc, image in images.items()]
+    started = probes.start(cluster, namespace, run_id, specs, timeout_s=timeout_s, image_options=image_options)
+    return {p.libc: p for p in started.values()}

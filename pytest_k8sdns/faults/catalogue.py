@@ -23,7 +23,9 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "tcp_refused": ("test_cluster_name_raw", "test_big_answer_truncated_then_whole_over_tcp",
                     "test_big_answer_every_address"),
     "no_reverse_zone": ("test_service_ptr",),
-    "not_ready_published": ("test_headless_a",),
+    "not_ready_published": ("test_headless_a", "test_headless_srv"),
+    "etc_hosts_unmanaged": ("test_pod_own_names",),
+    "pods_disabled": ("test_pod_ip_records",),
     "upstream_down": ("test_upstream_name",),
     "upstream_slow": ("test_external_latency",),
     "nodelocal_without_force_tcp": ("test_cluster_zone_forwards_over_tcp",),
@@ -34,7 +36,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "stale_udp_conntrack": ("test_dns_during_change",),
     "nodelocal_gone_during_rollout": ("test_dns_during_change",),
     "coredns_long_denial_ttl": ("test_negative_window",),
-    "coredns_api_cut": ("test_new_names_answer_soon",),
+    "coredns_api_cut": ("test_new_names_answer_soon", "test_external_name_change"),
 }
 
 #: Faults that are a run's input, not a change to the cluster: how to give them.

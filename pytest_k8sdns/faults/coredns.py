@@ -124,6 +124,14 @@ class CoreDNSFaults(FaultBase):
             yield
 
     @contextlib.contextmanager
+    def pods_disabled(self) -> Iterator[None]:
+        """The kubernetes plugin's `pods insecure` (or verified) becomes `pods disabled`: pod A
+        records, a-b-c-d.<ns>.pod.<domain>, are no longer served."""
+        with self._corefile_edit("pods_disabled", lambda text: corefile.set_option(text, "kubernetes", "pods",
+                                                                                  ["disabled"])):
+            yield
+
+    @contextlib.contextmanager
     def coredns_without_lameduck(self, grace_s: int = 1) -> Iterator[None]:
         """CoreDNS's health plugin without `lameduck` and a termination grace period of `grace_s`: a
         pod told to stop exits at once, while kube-proxy still sends it queries until the endpoint

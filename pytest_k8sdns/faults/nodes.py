@@ -20,6 +20,12 @@ _TCP_REFUSED_COMMENT = "k8sdns-fault-tcp-refused"
 _CLIENT_LOSS_COMMENT = "k8sdns-fault-node-client-loss"
 _REPLICA_SILENT_COMMENT = "k8sdns-fault-replica-silent"
 _STALE_COMMENT = "k8sdns-fault-stale-conntrack"
+#: etc_hosts_unmanaged: save each pod's kubelet-written hosts file once, then keep only localhost
+_ETC_HOSTS_STRIP = (
+    'for f in /var/lib/kubelet/pods/*/etc-hosts; do [ -f "$f" ] && [ ! -e "$f.k8sdns-saved" ] || continue; '
+    'cp "$f" "$f.k8sdns-saved" && grep -E "^(#|$|127\\.|::1|fe00::|fe02::)" "$f.k8sdns-saved" > "$f" || true; done')
+_ETC_HOSTS_RESTORE = ('for s in /var/lib/kubelet/pods/*/etc-hosts.k8sdns-saved; do [ -f "$s" ] || continue; '
+                      'cat "$s" > "${s%.k8sdns-saved}" && rm -f "$s"; done')
 #: one conntrack -L line: the original direction's source and port, then the reply's source (the
 #: endpoint the flow was DNATed to)
 _FLOW = re.compile(r"src=(?P<src>\S+) dst=\S+ sport=(?P<sport>\d+) dport=53 .*?src=(?P<endpoint>\S+) ")
@@ -126,6 +132,29 @@ class NodeFaults(FaultBase):
                  for ip in self._coredns_pod_ips()]
         with self._node_rules(rules):
             yield
+
+    @contextlib.contextmanager
+    def etc_hosts_unmanaged(self, poll_s: float = 1.0) -> Iterator[None]:
+        """A node runtime that gives pods a hosts file of its own instead of the kubelet's: every
+        kubelet-managed /etc/hosts (/var/lib/kubelet/pods/<uid>/etc-hosts, bind-mounted into the
+        pod) keeps only its localhost lines, so a pod no longer finds its own FQDN and hostname
+        there. It keeps acting on pods that start while it holds; undone by writing each file's
+        saved text back into it (in place: the pods see the same inode)."""
+        errors: list[str] = []
+        nodes = self.kind.node_containers()
+
+        def strip_once() -> None:
+            for node in nodes:
+                self._node_exec(node, "sh", "-c", _ETC_HOSTS_STRIP)
+
+        try:
+            with every(poll_s, strip_once, "etc-hosts-unmanaged", errors):
+                yield
+        finally:
+            for node in nodes:
+                self._node_exec(node, "sh", "-c", _ETC_HOSTS_RESTORE)
+        if len(errors) > 3:
+            raise ClusterError(f"fault etc_hosts_unmanaged could not rewrite the pods' hosts files: {errors[-1]}")
 
     @contextlib.contextmanager
     def musl_search_limit(self, length: int = 300) -> Iterator[None]:

@@ -2,7 +2,7 @@
 
 A run regresses against its baseline when a check's p99 grew by more than a ratio, when a check
 shows more lookups at the libc retry signature than before, or when a check that passed before
-now fails. Checks are matched by their stable id (`test_latency.py::test_lookup_latency[glibc]`).
+now fails or skips. Checks are matched by their stable id (`test_latency.py::test_lookup_latency[glibc]`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Figure:
 
 @dataclasses.dataclass(frozen=True)
 class Regression:
-    kind: str  # p99-growth | new-retry-signatures | now-failing
+    kind: str  # now-failing | now-skipped | p99-growth | new-retry-signatures
     check: str
     message: str
     figure: str | None = None
@@ -121,6 +121,11 @@ def compare(before: dict[str, Any], after: dict[str, Any], max_p99_growth: float
         if b["outcome"] == "passed" and a["outcome"] in FAILING:
             regressions.append(Regression("now-failing", cid, f"passed before, {a['outcome']} now: {cid}: "
                                           f"{a.get('message', '')[:300]}", None, b["outcome"], a["outcome"]))
+        elif b["outcome"] == "passed" and a["outcome"] == "skipped":
+            # what the cluster served before and no longer does (NodeLocal gone, pod records
+            # withdrawn) shows as a check that now skips
+            regressions.append(Regression("now-skipped", cid, f"passed before, skipped now: {cid}: "
+                                          f"{a.get('message', '')[:300]}", None, b["outcome"], a["outcome"]))
         bm, am = b.get("measurements", {}), a.get("measurements", {})
         # which figures are compared, and by which rule, follows from what they measure (their
         # quantity), not from their names or the check's
@@ -145,7 +150,7 @@ def compare(before: dict[str, Any], after: dict[str, Any], max_p99_growth: float
                 regressions.append(Regression(
                     "new-retry-signatures", cid, f"new retry signatures: {cid} {_fmt(fig.before)} -> "
                     f"{_fmt(fig.after)} lookups at the libc retry time", name, fig.before, fig.after))
-    order = {"now-failing": 0, "p99-growth": 1, "new-retry-signatures": 2}
+    order = {"now-failing": 0, "now-skipped": 1, "p99-growth": 2, "new-retry-signatures": 3}
     regressions.sort(key=lambda r: (order[r.kind], r.check))
     return Comparison(max_p99_growth, p99_floor_ms, str(before.get("created", "?")), str(before.get("suite_version", "?")),
                       tuple(figures), tuple(outcomes), tuple(regressions),

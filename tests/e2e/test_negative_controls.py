@@ -461,10 +461,43 @@ def test_not_ready_published(faulted, tmp_path: Path) -> None:
         checks = suite(run, tmp_path, *RECORDS)
     bad = failed(checks)
     fails_its_targets("not_ready_published", bad)
-    assert set(bad) == {"test_headless_a"}, bad
+    assert set(bad) == {"test_headless_a", "test_headless_srv"}, bad
     not_ready = checks["test_headless_a"]["measurements"]["not_ready_endpoints"]["value"]
     assert not_ready and f"including not-ready {not_ready}" in bad["test_headless_a"], bad
-    assert failed(suite(run, tmp_path, "test_records.py::test_headless_a")) == {}
+    # the published endpoint has no hostname: its SRV target is its dashed address under the Service
+    assert not_ready[0].replace(".", "-") in bad["test_headless_srv"], bad
+    assert failed(suite(run, tmp_path, "test_records.py::test_headless_a", "test_records.py::test_headless_srv")) == {}
+
+
+def test_etc_hosts_unmanaged(faulted, tmp_path: Path) -> None:
+    """/etc/hosts entries (the e2e [Conformance] test): a node runtime that gives pods its own hosts
+    file loses their FQDN and hostname, in both libcs; DNS names still resolve."""
+    run, faults = faulted
+    own = "test_records.py::test_pod_own_names"
+    with faults.etc_hosts_unmanaged():
+        bad = failed(suite(run, tmp_path, own, "test_records.py::test_cluster_name_libc"))
+    fails_its_targets("etc_hosts_unmanaged", bad)
+    assert set(bad) == {"test_pod_own_names[glibc]", "test_pod_own_names[musl]"}, bad
+    assert all("own-" in m and "gaierror" in m for m in bad.values()), bad
+    assert failed(suite(run, tmp_path, own)) == {}
+
+
+def test_pod_records(faulted, tmp_path: Path) -> None:
+    """Pod A records as promised: kind's Corefile says `pods insecure` (the healthy run passes them).
+    Pinned to verified, the check fails: insecure answers an address no pod has. With `pods
+    disabled` the promise is gone: the default skips with the reason, a pinned insecure fails."""
+    run, faults = faulted
+    records = "test_records.py::test_pod_ip_records"
+    strict = failed(suite(run, tmp_path, records, extra=("--k8sdns-pod-records=verified",)))
+    assert set(strict) == {"test_pod_ip_records[glibc]", "test_pod_ip_records[musl]"}, strict
+    assert all("192.0.2.1" in m and "expected no address" in m for m in strict.values()), strict
+    with faults.pods_disabled():
+        default = suite(run, tmp_path, records)
+        pinned = failed(suite(run, tmp_path, records, extra=("--k8sdns-pod-records=insecure",)))
+    assert {c["outcome"] for c in default.values()} == {"skipped"}, default
+    assert all("pods disabled" in c["message"] for c in default.values()), default
+    fails_its_targets("pods_disabled", pinned)
+    assert all("the Corefile says `pods disabled`" in m for m in pinned.values()), pinned
 
 
 # ---- check 16, DNS during a change: the monitor on every node while CoreDNS is rolled ----------
@@ -580,6 +613,7 @@ def test_coredns_api_cut(faulted, tmp_path: Path) -> None:
     with faults.coredns_api_cut():
         # small bounds: a name that never answers is given up on at three times the bound
         checks = suite(run, tmp_path, "test_propagation.py::test_new_names_answer_soon",
+                       "test_records.py::test_external_name_change",
                        extra=("--k8sdns-propagation-objects=3", "--k8sdns-propagation-p99-s=2",
                               "--k8sdns-negative-window-s=3"))
     bad = failed(checks)

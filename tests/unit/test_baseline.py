@@ -65,11 +65,20 @@ def test_a_check_that_passed_and_now_fails() -> None:
     assert (RETRY, "passed", "failed") in c.outcomes
 
 
-def test_skips_and_checks_failing_before_are_not_regressions() -> None:
+def test_checks_skipped_or_failing_before_are_not_regressions() -> None:
     nl = "test_nodelocal.py::test_caches"
     assert compare(healthy(**{nl: {"outcome": "skipped"}}), healthy(**{nl: {"outcome": "failed"}})).ok
     assert compare(healthy(**{LAT: {"outcome": "failed"}}), healthy(**{LAT: {"outcome": "failed"}})).ok
-    assert compare(healthy(), healthy(**{LAT: {"outcome": "skipped"}})).ok
+    assert compare(healthy(**{LAT: {"outcome": "skipped"}}), healthy(**{LAT: {"outcome": "skipped"}})).ok
+
+
+def test_a_check_that_passed_and_now_skips() -> None:
+    """What the cluster served before and no longer does (pod A records withdrawn, NodeLocal gone)
+    shows as a check that now skips: the gate names it with the skip's reason."""
+    c = compare(healthy(), healthy(**{LAT: {"outcome": "skipped", "message": "`pods disabled`"}}))
+    (r,) = c.regressions
+    assert (r.kind, r.check, r.before, r.after) == ("now-skipped", LAT, "passed", "skipped")
+    assert r.message == f"passed before, skipped now: {LAT}: `pods disabled`"
 
 
 def test_regressions_in_order_and_in_the_terminal_lines() -> None:

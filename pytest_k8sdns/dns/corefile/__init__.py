@@ -33,11 +33,12 @@ from pytest_k8sdns.dns.corefile.rules import (
     analyse,
     forward_hosts,
     forwards_to_resolv_conf,
+    pod_records_mode,
 )
 
 __all__ = [
     "ERROR", "INFO", "WARNING", "Directive", "Finding", "ServerBlock", "Span", "analyse", "drop_reverse_zones", "forward_hosts",
-    "forwards_to_resolv_conf",
+    "forwards_to_resolv_conf", "pod_records_mode",
     "is_placeholder", "is_reverse_zone", "parse", "parse_literal", "plugin", "remove_option", "remove_plugin",
     "server_block", "set_cache_denial_ttl", "set_forward", "set_kubernetes_zones", "set_option", "set_plugin_args",
     "split_key",

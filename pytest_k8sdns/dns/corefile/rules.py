@@ -94,15 +94,9 @@ def _kubernetes_zones(block: ServerBlock, directive: Directive) -> list[str]:
     return zones or block.zones
 
 
-def _zone_findings(blocks: list[ServerBlock], cluster: str) -> Iterator[Finding]:
-    k8s = [(b, d) for b in blocks for d in b.find("kubernetes")]
-    if not k8s:
-        return
-    words = [k for b in blocks for k in b.keys] + [a for _, d in k8s for a in d.args]
-    if any(is_placeholder(w) and CLUSTER_DOMAIN_PILLAR not in w.upper() for w in words):
-        # An unfilled {$VAR} could be anything: no verdict.
-        return
-
+def _serving(blocks: list[ServerBlock], cluster: str) -> tuple[list[ServerBlock], Directive | None]:
+    """The server blocks a query for the cluster domain goes to, and the kubernetes plugin there
+    that serves it (None when none does)."""
     def covers(zone: str) -> bool:
         return _in_zone(cluster, _canon_zone(zone, cluster))
 
@@ -121,7 +115,33 @@ def _zone_findings(blocks: list[ServerBlock], cluster: str) -> Iterator[Finding]
     for b in routed:
         for d in b.find("kubernetes"):
             if any(covers(z) for z in _kubernetes_zones(b, d)):
-                return
+                return routed, d
+    return routed, None
+
+
+def pod_records_mode(text: str, cluster_domain: str = "cluster.local") -> str | None:
+    """What the kubernetes plugin serving the cluster domain says of pod A records
+    (`a-b-c-d.<ns>.pod.<domain>`): its `pods` option, `disabled` when it has none (CoreDNS's
+    default); None when no kubernetes plugin serves the domain."""
+    _, serving = _serving(parse(text), split_key(cluster_domain.strip())[0])
+    if serving is None:
+        return None
+    modes = [o.args[0] for o in serving.find("pods") if o.args]
+    return modes[-1] if modes else "disabled"
+
+
+def _zone_findings(blocks: list[ServerBlock], cluster: str) -> Iterator[Finding]:
+    k8s = [(b, d) for b in blocks for d in b.find("kubernetes")]
+    if not k8s:
+        return
+    words = [k for b in blocks for k in b.keys] + [a for _, d in k8s for a in d.args]
+    if any(is_placeholder(w) and CLUSTER_DOMAIN_PILLAR not in w.upper() for w in words):
+        # An unfilled {$VAR} could be anything: no verdict.
+        return
+
+    routed, serving = _serving(blocks, cluster)
+    if serving is not None:
+        return
     plugin_zones = sorted({z for b, d in k8s for z in _kubernetes_zones(b, d)})
     shown = cluster.rstrip(".")
     where = routed[0].label if routed else k8s[0][0].label
