@@ -85,3 +85,41 @@ def test_queries_per_lookup(capture_pods, coredns, k8sdns_namespace, cluster_dom
     expect(not wrong, what, "the libc's search rules",
            "; ".join(wrong) + (f"; spoiled by unanswered queries: {'; '.join(spoiled)}" if spoiled else ""),
            f"this {libc} does not follow its documented search-list behaviour")
+
+
+@pytest.mark.k8sdns_check(7)
+@pytest.mark.parametrize("libc", LIBCS)
+def test_long_search_list(long_search_pods, dns_objects, kubernetes_service_ip, k8sdns_settings, k8sdns_record, libc):
+    """ClusterFirst with dnsConfig adding 7 search paths (10 in all, over 256 characters): the
+    kubelet writes them all (Kubernetes allows 32 and 2048 characters), and getaddrinfo finds
+    `kubernetes.default` through the first and the headless pod `h0` only through the last. glibc
+    (2.26 and later) reads them all; musl ignores a search line of 255 bytes or more: a client
+    finding for the workloads on it, a failure only under --k8sdns-strict-clients."""
+    pod = long_search_pods[libc]
+    text = pod.info().resolv_conf or ""
+    want = [*long_search_pods["glibc"].spec.dns_config["searches"]]
+    written = list(resolvconf.parse_resolv_conf(text, "glibc").search)
+    line = next((ln for ln in text.splitlines() if ln.startswith("search")), "")
+    k8sdns_record("search_paths", len(written), "")
+    k8sdns_record("search_line_bytes", len(line), "")
+    expect(written[-len(want):] == want and len(written) == len(want) + 3, f"search list the kubelet wrote into "
+           f"{pod.where}", f"the cluster's 3 paths then {len(want)}: {' '.join(want)}", line or "no search line",
+           "the kubelet must write every dnsConfig search path (up to 32 and 2048 characters since Kubernetes 1.28)")
+    names = {dns_objects.hostname: [dns_objects.hostname_ip], "kubernetes.default": [kubernetes_service_ip]}
+    result = pod.lookup(list(names), count=len(names), family="inet")
+    got = {n: list(a or ()) for n, a in zip(result.names, result.addresses)}
+    k8sdns_record("addresses", [f"{n}: {' '.join(a) or 'none'}" for n, a in got.items()])
+    bad = {n: a or dict(result.errors) for n, a in got.items() if a != names[n]}
+    if not bad:
+        return
+    said = "; ".join(f"{n}: {a}" for n, a in bad.items())
+    read = resolvconf.parse_resolv_conf(text, libc).search
+    if read == written:  # the libc read every path, so the cluster answered wrong
+        expect(False, f"{libc} getaddrinfo through a search list of {len(written)} paths in {pod.where}",
+               {n: a for n, a in names.items()}, said, "names under the cluster's search paths must resolve")
+    finding = (f"{libc} reads {len(read)} of the {len(written)} search paths the kubelet wrote ({len(line)}-byte "
+               f"search line), so {said}: musl ignores a resolv.conf line of 255 bytes or more. Workloads on it "
+               f"cannot use such a dnsConfig; fix: shorter or fewer search paths (under 255 bytes in all)")
+    k8sdns_record("client_finding", finding)
+    expect(not k8sdns_settings.strict_clients, f"{libc} getaddrinfo through a long search list",
+           "every name (--k8sdns-strict-clients)", finding, "")

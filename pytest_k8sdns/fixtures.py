@@ -103,6 +103,19 @@ def ndots2_fleet(k8sdns_run: Run) -> Iterator[Fleet]:
 
 
 @pytest.fixture(scope="session")
+def long_search_pods(k8sdns_run: Run, dns_objects: objects.DnsObjects) -> Iterator[dict[str, ProbePod]]:
+    """Session. A ClusterFirst probe pod of each libc on the first chosen node, with dnsConfig
+    searches objects.long_search_list: 10 search paths, over 256 characters. {libc: ProbePod}."""
+    run, d = k8sdns_run, dns_objects
+    searches = objects.long_search_list(d.namespace, d.domain, d.headless)
+    specs = [ProbeSpec(key=f"{libc}-long-search", libc=libc, image=_image(run.settings, libc),
+                       node=run.placement.chosen[0], dns_config={"searches": searches}) for libc in LIBCS]
+    started = _start(run, specs)
+    yield {p.libc: p for p in started.values()}
+    probes.stop(run.cluster, run.namespace, started)
+
+
+@pytest.fixture(scope="session")
 def external_names(k8sdns_run: Run, external_name: tuple[str, str | None]) -> Callable[[str], list[str]]:
     """Session. Names outside the cluster for timing lookups, by a tag unique to the caller: on kind
     clusters the plugin made, a new name under the test upstream's wildcard zone per lookup, so no
@@ -272,13 +285,17 @@ def external_name(k8sdns_run: Run) -> tuple[str, str | None]:
 
 
 @pytest.fixture(scope="session")
-def dns_objects(k8sdns_run: Run, cluster_domain: str, external_name: tuple[str, str | None]) -> objects.DnsObjects:
+def dns_objects(k8sdns_run: Run, cluster_domain: str) -> objects.DnsObjects:
     """Session. A ClusterIP Service `web` with a named port, a headless Service `hl` with two ready
-    pods (h0, h1 under subdomain hl) and an ExternalName Service `ext`, in the run's namespace."""
+    pods (h0, h1 under subdomain hl) and an ExternalName Service `ext`, in the run's namespace. The
+    ExternalName's target is the external name (api.example.test on kind), else a name of
+    example.com: the checks ask for the CNAME, which the cluster DNS answers without resolving it."""
     s = k8sdns_run.settings
+    target = ("api.example.test" if k8sdns_run.kind is not None
+              else (s.external_name or "k8sdns-target.example.com").replace("{n}", "k8sdns"))
     made: objects.DnsObjects = _guarded(
         objects.create, k8sdns_run.cluster, k8sdns_run.namespace, k8sdns_run.run_id, cluster_domain,
-        s.glibc_image, external_name[0], s.pod_timeout, s.image_options())
+        s.glibc_image, target, s.pod_timeout, s.image_options())
     return made
 
 

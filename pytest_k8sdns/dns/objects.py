@@ -114,3 +114,15 @@ def start_named(cluster: Cluster, namespace: str, run_id: str, images: Mapping[s
                        subdomain=OWN_NAMES_SUBDOMAIN) for libc, image in images.items()]
     started = probes.start(cluster, namespace, run_id, specs, timeout_s=timeout_s, image_options=image_options)
     return {p.libc: p for p in started.values()}
+
+
+def long_search_list(namespace: str, domain: str, subdomain: str, extra: int = 6, length: int = 40) -> list[str]:
+    """dnsConfig searches for the e2e test "more than 6 search paths and more than 256 search
+    characters": `extra` domains of `length` characters under the cluster domain (which its
+    kubernetes plugin answers NXDOMAIN), then the headless Service's own subdomain, where only the
+    pod's hostname (h0) is found. With the cluster's three entries: 10 paths, over 256 characters."""
+    fillers = []
+    for i in range(extra):
+        head = f"k8sdns-long-search-{i:02d}-"
+        fillers.append(head + "x" * max(1, length - len(head) - len(domain) - 1) + "." + domain)
+    return [*fillers, f"{subdomain}.{namespace}.svc.{domain}"]

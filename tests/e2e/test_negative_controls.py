@@ -387,7 +387,9 @@ RECORDS = ("test_records.py",)
 def test_cluster_domain_mismatch(faulted, tmp_path: Path) -> None:
     run, faults = faulted
     with faults.cluster_domain_mismatch():
-        checks = suite(run, tmp_path, *RECORDS, "test_loop.py::test_corefile_analysis")
+        # a small propagation bound: the ExternalName Service that changes never answers (given up at 3x)
+        checks = suite(run, tmp_path, *RECORDS, "test_loop.py::test_corefile_analysis",
+                       "test_ndots.py::test_long_search_list", extra=("--k8sdns-propagation-p99-s=2",))
     bad = failed(checks)
     fails_its_targets("cluster_domain_mismatch", bad)
     # names outside the cluster do not depend on the cluster zone
