@@ -123,3 +123,30 @@ def test_long_search_list(long_search_pods, dns_objects, kubernetes_service_ip, 
     k8sdns_record("client_finding", finding)
     expect(not k8sdns_settings.strict_clients, f"{libc} getaddrinfo through a long search list",
            "every name (--k8sdns-strict-clients)", finding, "")
+
+
+@pytest.mark.k8sdns_check(1)
+@pytest.mark.parametrize("libc", LIBCS)
+def test_host_network_pods(host_network_pods, coredns, dns_objects, kubernetes_service_ip, k8sdns_record, libc):
+    """A hostNetwork pod with dnsPolicy ClusterFirstWithHostNet gets the cluster's resolv.conf, not
+    the node's, and resolves partial Service names through its libc (the e2e test "partial
+    qualified names for services on hostNetwork pods with dnsPolicy: ClusterFirstWithHostNet")."""
+    pod = host_network_pods[libc]
+    text = pod.info().resolv_conf or ""
+    conf = resolvconf.parse_resolv_conf(text, libc)
+    k8sdns_record("resolv_conf", text)
+    allowed = [coredns.provider.cluster_ip, NODELOCAL_IP]
+    ns, domain = dns_objects.namespace, dns_objects.domain
+    expect(bool(conf.nameservers) and conf.nameservers[0] in allowed
+           and list(conf.search[:3]) == [f"{ns}.svc.{domain}", f"svc.{domain}", domain],
+           f"{libc} hostNetwork pod's resolv.conf as {libc} reads it", f"nameserver one of {allowed}, search "
+           f"{ns}.svc.{domain} svc.{domain} {domain}", f"nameservers {conf.nameservers}, search {list(conf.search)}",
+           "kubelet gives ClusterFirstWithHostNet pods the cluster DNS; `Default` would give them the node's")
+    names = {f"{dns_objects.service}.{ns}": [dns_objects.service_ip], "kubernetes.default": [kubernetes_service_ip]}
+    result = pod.lookup(list(names), count=len(names), family="inet")
+    got = {n: list(a or ()) for n, a in zip(result.names, result.addresses)}
+    k8sdns_record("addresses", [f"{n}: {' '.join(a) or 'none'}" for n, a in got.items()])
+    bad = {n: a or dict(result.errors) for n, a in got.items() if a != names[n]}
+    expect(not bad, f"{libc} getaddrinfo of partial names in hostNetwork {pod.where}", names,
+           "; ".join(f"{n}: {a}" for n, a in bad.items()), "the cluster's search list must reach hostNetwork pods "
+           "of dnsPolicy ClusterFirstWithHostNet")

@@ -141,13 +141,16 @@ OPTIONS: tuple[Option, ...] = (
            "during a change", unit="s", threshold=True),
     Option("strict_clients", _yes_no, False, "fail the cluster, not only report a finding, when a probe's libc "
            "cannot get a whole answer that DNS must truncate over UDP (musl before 1.2.4 has no TCP fallback)"),
+    Option("host_network", _yes_no, False, "also check hostNetwork probe pods with dnsPolicy "
+           "ClusterFirstWithHostNet; the run's namespace must admit hostNetwork pods (Pod Security `privileged`). "
+           "Always on for kind clusters the plugin creates"),
     Option("pod_records", str, "corefile", "which pod A records (a-b-c-d.<ns>.pod.<domain>) the cluster must "
            "serve: `corefile` as its kubernetes plugin's `pods` option says (none when disabled), or pin the "
            "promise your workloads rely on: insecure (any pod IP), verified (only existing pods'), disabled (none)",
            choices=("corefile", "insecure", "verified", "disabled")),
 )
 #: options given as a bare flag (`--k8sdns-strict-clients`), true when given; their ini twin says true or false
-FLAG_OPTIONS = ("strict_clients",)
+FLAG_OPTIONS = ("strict_clients", "host_network")
 _BY_NAME = {opt.name: opt for opt in OPTIONS}
 
 
@@ -210,6 +213,7 @@ class Settings:
     negative_window_s: float = default("negative_window_s")
     strict_clients: bool = default("strict_clients")
     pod_records: str = default("pod_records")
+    host_network: bool = default("host_network")
 
     @property
     def active(self) -> bool:

@@ -116,6 +116,23 @@ def long_search_pods(k8sdns_run: Run, dns_objects: objects.DnsObjects) -> Iterat
 
 
 @pytest.fixture(scope="session")
+def host_network_pods(k8sdns_run: Run) -> Iterator[dict[str, ProbePod]]:
+    """Session. A hostNetwork probe pod of each libc with dnsPolicy ClusterFirstWithHostNet on the
+    first chosen node; skips unless --k8sdns-host-network or a kind cluster the plugin made (its
+    namespace must admit hostNetwork pods). {libc: ProbePod}."""
+    run = k8sdns_run
+    if not (run.settings.host_network or run.kind is not None):
+        pytest.skip("hostNetwork pods need a namespace that admits them (Pod Security `privileged`): pass "
+                    "--k8sdns-host-network to check dnsPolicy ClusterFirstWithHostNet")
+    specs = [ProbeSpec(key=f"{libc}-hostnet", libc=libc, image=_image(run.settings, libc),
+                       node=run.placement.chosen[0], dns_policy="ClusterFirstWithHostNet", host_network=True)
+             for libc in LIBCS]
+    started = _start(run, specs)
+    yield {p.libc: p for p in started.values()}
+    probes.stop(run.cluster, run.namespace, started)
+
+
+@pytest.fixture(scope="session")
 def external_names(k8sdns_run: Run, external_name: tuple[str, str | None]) -> Callable[[str], list[str]]:
     """Session. Names outside the cluster for timing lookups, by a tag unique to the caller: on kind
     clusters the plugin made, a new name under the test upstream's wildcard zone per lookup, so no

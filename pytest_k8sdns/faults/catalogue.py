@@ -20,7 +20,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "cluster_domain_mismatch": ("test_cluster_name_raw", "test_cluster_name_libc", "test_partial_names",
                                 "test_service_a", "test_service_srv", "test_service_ptr", "test_headless_a",
                                 "test_dns_version", "test_pod_hostname_subdomain", "test_external_name_cname",
-                                "test_long_search_list"),
+                                "test_long_search_list", "test_host_network_pods"),
     "tcp_refused": ("test_cluster_name_raw", "test_big_answer_truncated_then_whole_over_tcp",
                     "test_big_answer_every_address"),
     "no_reverse_zone": ("test_service_ptr",),

@@ -35,6 +35,7 @@ class ProbeSpec:
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
     hostname: str | None = None
     subdomain: str | None = None
+    host_network: bool = False  # in the node's network namespace (dnsPolicy ClusterFirstWithHostNet, say)
 
     @property
     def pod_name(self) -> str:
@@ -61,6 +62,9 @@ def manifest(spec: ProbeSpec, run_id: str) -> dict[str, Any]:
         pod["hostname"] = spec.hostname
     if spec.subdomain:
         pod["subdomain"] = spec.subdomain
+    if spec.host_network:
+        pod["hostNetwork"] = True
+        pod["securityContext"].pop("sysctls", None)  # a namespaced sysctl is refused in the node's network
     if spec.node:
         pod["nodeName"] = spec.node
         pod["tolerations"] = [{"operator": "Exists"}]  # per-node checks include control planes

@@ -22,7 +22,7 @@ SUITE = _suite_dir()
 #: small samples: a lost packet costs 5 s (glibc) or 2.5 s (musl), so fault runs stay short; 100
 #: lookups, so the p99 of a healthy run tolerates one outlier on a busy 2-core machine
 FAST = ["--k8sdns-samples=100", "--k8sdns-qps=50", "--k8sdns-bursts=4", "--k8sdns-burst-size=4",
-        "--k8sdns-external-samples=30"]
+        "--k8sdns-external-samples=30", "--k8sdns-host-network"]
 
 
 RUN_PREFIX = "neg"
@@ -389,7 +389,7 @@ def test_cluster_domain_mismatch(faulted, tmp_path: Path) -> None:
     with faults.cluster_domain_mismatch():
         # a small propagation bound: the ExternalName Service that changes never answers (given up at 3x)
         checks = suite(run, tmp_path, *RECORDS, "test_loop.py::test_corefile_analysis",
-                       "test_ndots.py::test_long_search_list", extra=("--k8sdns-propagation-p99-s=2",))
+                       "test_ndots.py::test_long_search_list", "test_ndots.py::test_host_network_pods", extra=("--k8sdns-propagation-p99-s=2",))
     bad = failed(checks)
     fails_its_targets("cluster_domain_mismatch", bad)
     # names outside the cluster do not depend on the cluster zone
