@@ -23,22 +23,29 @@ class Step:
     what: str  # "CNAME new.example.test", for messages
     seconds: float | None  # from the API write to the first right answer; None: not within the wait
     last: str  # the last answer seen
+    unanswered: int = 0  # polls that got no reply (a timeout): a transport failure, not the record's
 
 
 def _answer(reply: QueryReply, rdtype: str) -> list[str]:
-    return sorted(str(r).rstrip(".") for r in reply.rdata(rdtype)) or [reply.rcode or str(reply.error)]
+    return sorted(str(r).rstrip(".") for r in reply.rdata(rdtype)) or [reply.rcode or NO_REPLY]
 
 
-def _first(ask: Callable[[], list[str]], want: list[str], give_up_s: float, every_s: float) -> tuple[float | None, str]:
-    """Ask until the answer is `want`: (seconds from now, last answer), None when it never was."""
+#: the answer of a poll that got no reply
+NO_REPLY = "no reply"
+
+
+def _first(key: str, what: str, ask: Callable[[], list[str]], want: list[str], give_up_s: float,
+           every_s: float) -> Step:
+    """Ask until the answer is `want`; the step with the seconds from now (None when it never was)."""
     start = time.monotonic()
-    last: list[str] = []
+    unanswered = 0
     while True:
         last = ask()
+        unanswered += last == [NO_REPLY]
         if last == want:
-            return round(time.monotonic() - start, 2), " ".join(last)
+            return Step(key, what, round(time.monotonic() - start, 2), " ".join(last), unanswered)
         if time.monotonic() - start > give_up_s:
-            return None, " ".join(last)
+            return Step(key, what, None, " ".join(last), unanswered)
         time.sleep(every_s)
 
 
@@ -59,20 +66,17 @@ def follow(cluster: Cluster, namespace: str, run_id: str, pod: ProbePod, server:
     steps: list[Step] = []
     cluster.call("create", "services", namespace, core.create_namespaced_service, namespace,
                  service_manifest(NAME, run_id, {"type": "ExternalName", "externalName": targets[0]}))
-    seconds, last = _first(cname, [targets[0]], give_up_s, every_s)
-    steps.append(Step("created", f"CNAME {targets[0]}", seconds, last))
-    if seconds is None:
+    steps.append(_first("created", f"CNAME {targets[0]}", cname, [targets[0]], give_up_s, every_s))
+    if steps[-1].seconds is None:
         return fqdn, steps
     cluster.call("patch", "services", namespace, core.patch_namespaced_service, NAME, namespace,
                  {"spec": {"externalName": targets[1]}})
-    seconds, last = _first(cname, [targets[1]], give_up_s, every_s)
-    steps.append(Step("retargeted", f"CNAME {targets[1]}", seconds, last))
-    if seconds is None:
+    steps.append(_first("retargeted", f"CNAME {targets[1]}", cname, [targets[1]], give_up_s, every_s))
+    if steps[-1].seconds is None:
         return fqdn, steps
     svc = cluster.call("patch", "services", namespace, core.patch_namespaced_service, NAME, namespace,
                        {"spec": {"type": "ClusterIP", "externalName": None, "ports": [PORT],
                                  "selector": {"app": "web"}}})
     ip = str(svc.spec.cluster_ip)
-    seconds, last = _first(a_record, [ip], give_up_s, every_s)
-    steps.append(Step("clusterip", f"A {ip}", seconds, last))
+    steps.append(_first("clusterip", f"A {ip}", a_record, [ip], give_up_s, every_s))
     return fqdn, steps
