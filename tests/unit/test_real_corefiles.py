@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_k8sdns.dns import corefile
 from pytest_k8sdns.dns.corefile import analyse
 
 CORE_FILES = Path(__file__).resolve().parents[2] / "fixtures" / "corefiles"
@@ -71,3 +72,22 @@ def test_a_forward_for_a_zone_outside_its_block_is_named() -> None:
     found = analyse((CORE_FILES / "aks-docs-custom-forward.Corefile").read_text(), coredns_version=VERSION)
     assert [(f.code, f.severity) for f in found if f.code == "forward-outside-zone"] == [
         ("forward-outside-zone", "warning")]
+
+
+def test_pod_records_mode_of_every_real_corefile() -> None:
+    """The `pods` promise the pod A records check follows: `insecure` in every distribution's
+    default; CoreDNS's own deployment template says nothing, which is `disabled`; a Corefile whose
+    kubernetes plugin does not serve the cluster domain (a NodeLocal cache's) has no promise."""
+    modes = {p.name: corefile.pod_records_mode(p.read_text()) for p in sorted(CORE_FILES.glob("*.Corefile"))}
+    assert modes["coredns-deployment-stubdomains.Corefile"] == "disabled"
+    assert modes["kubespray-nodelocaldns.Corefile"] is None and modes["k8s-nodelocaldns.Corefile"] is None
+    promised = {n for n, m in modes.items() if m is not None} - {"coredns-deployment-stubdomains.Corefile"}
+    assert len(promised) >= 25 and {modes[n] for n in promised} == {"insecure"}, modes
+
+
+def test_pod_records_mode_follows_the_block_that_serves_the_domain() -> None:
+    text = ("cluster.local:53 {\n  kubernetes cluster.local {\n    pods insecure\n    pods verified\n  }\n}\n"
+            ".:53 {\n  kubernetes other.local {\n    pods disabled\n  }\n  forward . 192.0.2.53\n}\n")
+    assert corefile.pod_records_mode(text, "cluster.local") == "verified"  # the last `pods` line wins
+    assert corefile.pod_records_mode(text, "other.local") == "disabled"
+    assert corefile.pod_records_mode(text, "k8sdns-none.local") is None
