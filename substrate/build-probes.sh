@@ -3,6 +3,11 @@
 #   k8sdns/probe-glibc:py3.11-<suite>  Debian rootfs (mmdebstrap minbase) with Debian's python3
 #   k8sdns/probe-musl:py3.11-musl      no base: a static CPython built with Debian's musl-gcc from
 #                                      Debian's python3.11 source, so getaddrinfo is musl's resolver
+#                                      (the host's musl-dev: 1.2.3 on bookworm)
+#   k8sdns/probe-musl:py3.11-musl1.2.5 the same with musl $MUSL_NEW_VERSION from $MUSL_NEW_SUITE's musl-dev,
+#                                      unpacked into a private prefix (musl 1.2.4+ retries over TCP)
+# Each musl image says its musl version in /etc/k8sdns-libc ("musl 1.2.3"): a static binary has
+# no dynamic loader to ask.
 # Everything (sources, build trees, `docker save` tars) lives in $K8SDNS_CACHE/probes/, keyed by
 # the versions and this script's content; an unchanged second run only checks the images exist.
 source "$(dirname "$0")/lib.sh"
@@ -11,6 +16,8 @@ source "$SUBSTRATE_DIR/versions.env"
 PY_SERIES=3.11
 GLIBC_IMAGE="k8sdns/probe-glibc:py$PY_SERIES-$DEBIAN_SUITE"
 MUSL_IMAGE="k8sdns/probe-musl:py$PY_SERIES-musl"
+MUSL_NEW_IMAGE="k8sdns/probe-musl:py$PY_SERIES-musl$MUSL_NEW_VERSION"
+LIBC_FILE=/etc/k8sdns-libc
 JOBS=2
 LABEL=org.k8sdns.probe-inputs
 PROBES="$K8SDNS_CACHE/probes"
@@ -21,6 +28,7 @@ SELF_SHA=$(sha256sum "$SELF" | cut -c1-16)
 TOOLS=$(dpkg-query -W -f '${Package}=${Version} ' musl-dev gcc mmdebstrap 2>/dev/null || true)
 GLIBC_KEY=$(inputs_hash glibc "$DEBIAN_SUITE" "$PY_SERIES" "$SELF_SHA" "$TOOLS")
 MUSL_KEY=$(inputs_hash musl "$DEBIAN_SUITE" "$PY_SERIES" "$SELF_SHA" "$TOOLS")
+MUSL_NEW_KEY=$(inputs_hash musl "$DEBIAN_SUITE" "$PY_SERIES" "$SELF_SHA" "$TOOLS" "$MUSL_NEW_SUITE" "$MUSL_NEW_VERSION")
 # Source downloads depend only on the suite and the packages.
 SRC_DIR="$PROBES/src-$(inputs_hash "$DEBIAN_SUITE" "python$PY_SERIES" zlib)"
 PROBE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -50,26 +58,33 @@ reuse() {
 
 # ---- shared image steps --------------------------------------------------------------------------
 
-# import_image TAG KEY ROOTFS_TAR: a FROM-scratch image from a rootfs tar; no ENTRYPOINT, so
-# `python3 -c ...` works as the command.
+# import_image TAG KEY ROOTFS_TAR [LIBC]: a FROM-scratch image from a rootfs tar; no ENTRYPOINT,
+# so `python3 -c ...` works as the command. LIBC ("musl 1.2.3") also goes into a label.
 import_image() {
-  local tag=$1 key=$2 tar=$3
+  local tag=$1 key=$2 tar=$3 libc=${4:-} extra=()
+  if [ -n "$libc" ]; then extra=(--change "LABEL org.k8sdns.libc=\"$libc\""); fi
   docker import \
     --change "ENV PATH=$PROBE_PATH" \
     --change "ENV LANG=C.UTF-8" \
     --change "LABEL $LABEL=$key" \
+    "${extra[@]}" \
     --change 'CMD ["python3"]' \
     "$tar" "$tag" >/dev/null
   log "imported $tag"
 }
 
-# verify TAG EXPECTED_LIBC: stdlib imports, a lookup, libc as expected, runs as nobody with /tmp.
+# verify TAG EXPECTED_LIBC [LIBC_FILE_LINE]: stdlib imports, a lookup, libc as expected, runs as
+# nobody with /tmp; a musl image's /etc/k8sdns-libc says its musl version.
 verify() {
-  local tag=$1 libc=$2 out
+  local tag=$1 libc=$2 said=${3:-} out
   docker run --rm --network none "$tag" python3 -c "$IMPORT_CHECK" | grep -qx ok \
     || die "$tag: stdlib import check failed"
   out=$(docker run --rm --network none "$tag" python3 -c 'import platform; print(platform.libc_ver()[0] or "none")')
   [ "$out" = "$libc" ] || die "$tag: libc is '$out', expected '$libc'"
+  if [ -n "$said" ]; then
+    out=$(docker run --rm --network none --user 65534:65534 "$tag" python3 -c "print(open('$LIBC_FILE').readline().strip())")
+    [ "$out" = "$said" ] || die "$tag: $LIBC_FILE says '$out', expected '$said'"
+  fi
   docker run --rm --network none --user 65534:65534 "$tag" \
     python3 -c 'import tempfile; tempfile.NamedTemporaryFile(dir="/tmp").close()' \
     || die "$tag: nobody cannot write to /tmp"
@@ -117,10 +132,10 @@ glibc_image() {
 
 # ---- musl image --------------------------------------------------------------------------------------
 
-# apt with a private config: only deb-src of this machine's mirror, lists under the cache; the
-# system's sources are left alone.
+# apt with a private config (PAPT_DIR, default the deb-src one): only this machine's mirror, lists
+# under the cache; the system's sources are left alone.
 papt() {
-  local a="$PROBES/apt"
+  local a="${PAPT_DIR:-$PROBES/apt}"
   apt-get -q \
     -o Dir::Etc::SourceList="$a/sources.list" -o Dir::Etc::SourceParts="$a/sources.list.d" \
     -o Dir::Etc::Preferences="$a/preferences" -o Dir::Etc::PreferencesParts="$a/preferences.d" \
@@ -141,6 +156,51 @@ musl_sources() {
   log "sources: $(cd "$SRC_DIR" && ls | tr '\n' ' ')"
 }
 
+# upstream_version DEBIAN_VERSION: 1:1.2.3-1 -> 1.2.3
+upstream_version() { local v=${1#*:}; printf '%s\n' "${v%-*}"; }
+
+# loader_version LIBC_SO: musl's libc.so run as a program prints "Version 1.2.3"; a cross-check
+# of the package version against the library itself.
+loader_version() { "$1" 2>&1 | awk '$1 == "Version" {print $2; exit}' || true; }
+
+# musl_toolchain_host DIR: the host's musl-gcc (musl-dev from $DEBIAN_SUITE). Writes DIR/musl-gcc
+# (the compiler driver) and DIR/libc (what /etc/k8sdns-libc will say).
+musl_toolchain_host() {
+  local w=$1 deb up lib
+  deb=$(dpkg-query -W -f '${Version}' musl-dev 2>/dev/null) || die "musl-dev is not installed (substrate/install-host.sh installs it)"
+  up=$(upstream_version "$deb")
+  lib="/usr/lib/$(gcc -print-multiarch | sed 's/-gnu$/-musl/')/libc.so"
+  [ "$(loader_version "$lib")" = "$up" ] || die "$lib says musl '$(loader_version "$lib")', musl-dev is $deb"
+  ln -sfn "$(command -v musl-gcc)" "$w/musl-gcc"
+  printf 'musl %s\nDebian musl-dev %s (%s), linked statically\n' "$up" "$deb" "$DEBIAN_SUITE" > "$w/libc"
+  log "toolchain: host musl-dev $deb"
+}
+
+# musl_toolchain_new DIR: musl $MUSL_NEW_VERSION from $MUSL_NEW_SUITE's musl and musl-dev .debs,
+# unpacked (dpkg-deb -x, nothing installed) into DIR/musl, with a specs file pointing there.
+musl_toolchain_new() {
+  local w=$1 a="$PROBES/apt-$MUSL_NEW_SUITE" ma deb up prefix
+  ma=$(gcc -print-multiarch | sed 's/-gnu$/-musl/')
+  mkdir -p "$a/sources.list.d" "$a/preferences.d" "$a/lists/partial" "$a/cache/archives/partial" "$w/debs"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR $MUSL_NEW_SUITE main" > "$a/sources.list"
+  PAPT_DIR=$a papt -o Dir::State::Status=/dev/null update >&2
+  (cd "$w/debs" && PAPT_DIR=$a papt -o Dir::State::Status=/dev/null download musl musl-dev >&2) \
+    || die "cannot download musl and musl-dev from $MUSL_NEW_SUITE"
+  deb=$(dpkg-deb -f "$(ls "$w"/debs/musl-dev_*.deb)" Version)
+  up=$(upstream_version "$deb")
+  [ "$up" = "$MUSL_NEW_VERSION" ] || die "$MUSL_NEW_SUITE has musl-dev $deb, not $MUSL_NEW_VERSION: set MUSL_NEW_VERSION in substrate/versions.env"
+  for p in "$w"/debs/*.deb; do dpkg-deb -x "$p" "$w/musl"; done
+  prefix="$w/musl/usr/lib/$ma"
+  [ "$(loader_version "$prefix/libc.so")" = "$up" ] || die "$prefix/libc.so is not musl $up"
+  # Debian's specs name /usr/include/<ma> and /usr/lib/<ma>; the dynamic linker path stays.
+  sed -e "s#/usr/include/$ma#$w/musl/usr/include/$ma#g" -e "s#/usr/lib/$ma#$prefix#g" \
+    "$prefix/musl-gcc.specs" > "$w/musl.specs"
+  printf '#!/bin/sh\nexec gcc "$@" -specs "%s"\n' "$w/musl.specs" > "$w/musl-gcc"
+  chmod +x "$w/musl-gcc"
+  printf 'musl %s\nDebian musl-dev %s (%s), linked statically\n' "$up" "$deb" "$MUSL_NEW_SUITE" > "$w/libc"
+  log "toolchain: $MUSL_NEW_SUITE musl-dev $deb in $w/musl"
+}
+
 # musl_cc_wrapper DIR: musl-gcc that says <arch>-linux-musl to -print-multiarch (else configure
 # fails on the platform triplet and setup.py adds glibc's include dir) and sees linux-libc-dev's
 # kernel headers through -isystem (musl-dev has none, and setup.py drops -isystem from CPPFLAGS).
@@ -157,7 +217,7 @@ musl_cc_wrapper() {
 for a in "\$@"; do
   case "\$a" in -print-multiarch|--print-multiarch) echo $musl_ma; exit 0 ;; esac
 done
-exec musl-gcc -isystem $w/kheaders "\$@"
+exec $w/musl-gcc -isystem $w/kheaders "\$@"
 WRAP
   chmod +x "$w/bin/musl-cc"
 }
@@ -223,6 +283,7 @@ musl_rootfs() {
   find "$lib/lib-dynload" -name '*.so' -delete 2>/dev/null || true
   strip "$py"
   mkdir -p "$r/etc" "$r/tmp" "$r/root"
+  cp "$w/libc" "$r$LIBC_FILE"; chmod 644 "$r$LIBC_FILE"
   chmod 1777 "$r/tmp"; chmod 700 "$r/root"
   printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' 'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' > "$r/etc/passwd"
   printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' > "$r/etc/group"
@@ -238,11 +299,13 @@ musl_rootfs() {
   log "rootfs $dir/rootfs.tar ($(du -h "$dir/rootfs.tar" | cut -f1)); built-in modules: $("$py" -c 'import sys; print(len(sys.builtin_module_names))')"
 }
 
+# musl_image DIR TAG KEY
 musl_image() {
-  local dir=$1
-  import_image "$MUSL_IMAGE" "$MUSL_KEY" "$dir/rootfs.tar"
-  verify "$MUSL_IMAGE" none
-  save_image "$MUSL_IMAGE" "$dir"
+  local dir=$1 tag=$2 key=$3 libc
+  libc=$(head -1 "$dir/work/libc")
+  import_image "$tag" "$key" "$dir/rootfs.tar" "$libc"
+  verify "$tag" none "$libc"
+  save_image "$tag" "$dir"
   rm -rf "$dir/rootfs.tar" "$dir/work"
 }
 
@@ -265,23 +328,28 @@ probe_glibc() {
   prune_stale glibc "$dir"
 }
 
+# probe_musl NAME TAG KEY TOOLCHAIN: a musl image built in $PROBES/NAME-KEY with the musl-gcc that
+# the TOOLCHAIN function sets up
 probe_musl() {
-  local dir="$PROBES/musl-$MUSL_KEY"
-  if reuse "$MUSL_IMAGE" "$MUSL_KEY" "$dir"; then return; fi
+  local name=$1 tag=$2 key=$3 toolchain=$4
+  local dir="$PROBES/$name-$key"
+  if reuse "$tag" "$key" "$dir"; then return; fi
   rm -rf "$dir/work"; mkdir -p "$dir/work/deps" "$dir/work/rootfs"
-  step musl-sources musl_sources
-  step musl-cc musl_cc_wrapper "$dir/work"
-  step musl-zlib musl_zlib "$dir/work"
-  step musl-python-source musl_python_source "$dir/work"
-  step musl-python musl_python "$dir/work"
-  step musl-rootfs musl_rootfs "$dir"
-  step musl-image musl_image "$dir"
-  prune_stale musl "$dir"
+  step "$name-sources" musl_sources
+  step "$name-toolchain" "$toolchain" "$dir/work"
+  step "$name-cc" musl_cc_wrapper "$dir/work"
+  step "$name-zlib" musl_zlib "$dir/work"
+  step "$name-python-source" musl_python_source "$dir/work"
+  step "$name-python" musl_python "$dir/work"
+  step "$name-rootfs" musl_rootfs "$dir"
+  step "$name-image" musl_image "$dir" "$tag" "$key"
+  prune_stale "$name" "$dir"
 }
 
 mkdir -p "$PROBES"
 exec 9>"$PROBES/.lock"
 flock 9
 step probe-glibc probe_glibc
-step probe-musl probe_musl
+step probe-musl probe_musl musl "$MUSL_IMAGE" "$MUSL_KEY" musl_toolchain_host
+step probe-musl-new probe_musl "musl$MUSL_NEW_VERSION" "$MUSL_NEW_IMAGE" "$MUSL_NEW_KEY" musl_toolchain_new
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep '^k8sdns/probe-' >&2 || true

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from pytest_k8sdns.probe import parse_output, probe_command
+from pytest_k8sdns.probe import PAYLOAD_PATH, parse_output, probe_command
 from pytest_k8sdns.probe.results import ProbeResult
 
 UNBOUND = "/usr/sbin/unbound"
@@ -386,3 +386,87 @@ def answering_nameserver(
         finally:
             proc.terminate()
             proc.wait(5)
+
+
+# ---- the locally built probe images ---------------------------------------------------------------
+
+SUBSTRATE = Path(__file__).resolve().parents[2] / "substrate"
+
+
+def substrate_version(name: str, default: str) -> str:
+    """A NAME=value of substrate/versions.env (the suite and the second musl's version)."""
+    try:
+        for line in (SUBSTRATE / "versions.env").read_text().splitlines():
+            if line.startswith(name + "="):
+                return line.split("=", 1)[1].strip()
+    except OSError:
+        pass
+    return default
+
+
+MUSL_NEW_VERSION = substrate_version("MUSL_NEW_VERSION", "1.2.5")
+#: flavour -> image, as substrate/build-probes.sh tags them; "musl" is the host's musl-dev (1.2.3)
+IMAGES = {
+    "musl": "k8sdns/probe-musl:py3.11-musl",
+    f"musl{MUSL_NEW_VERSION}": f"k8sdns/probe-musl:py3.11-musl{MUSL_NEW_VERSION}",
+    "glibc": f"k8sdns/probe-glibc:py3.11-{substrate_version('DEBIAN_SUITE', 'bookworm')}",
+}
+POD_SECURITY = ["--user", "65534:65534", "--sysctl", "net.ipv4.ip_unprivileged_port_start=0", "--cap-drop", "ALL"]
+
+
+def need_image(flavour: str) -> str:
+    image = IMAGES[flavour]
+    if shutil.which("docker") is None:
+        pytest.skip(f"docker not installed; probe image {image} cannot run")
+    if run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=30).returncode != 0:
+        pytest.skip(f"docker daemon not running; probe image {image} cannot run")
+    if run(["docker", "image", "inspect", image], timeout=30).returncode != 0:
+        pytest.skip(f"probe image {image} not built; run substrate/build-probes.sh")
+    return image
+
+
+@dataclass
+class Container:
+    name: str
+    image: str
+    resolv_conf: Path
+    pid: str = ""
+
+    def probe(self, command: str, args: dict[str, object], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return run(["docker", "exec", self.name, *probe_command(command, args)], timeout=timeout)
+
+    def run(self, command: str, args: dict[str, object]) -> ProbeResult:
+        __tracebackhide__ = True
+        proc = self.probe(command, args)
+        if proc.returncode != 0:
+            pytest.fail(f"probe {command} in {self.image} exited {proc.returncode}: {proc.stdout}{proc.stderr}")
+        return parse_output(command, proc.stdout, where=f"container {self.name} ({self.image})")
+
+    def in_netns(self, argv: list[str]) -> list[str]:
+        """argv run on the host's filesystem inside the container's network namespace."""
+        return ["nsenter", "-t", self.pid, "-n", *argv]
+
+
+@contextlib.contextmanager
+def probe_container(flavour: str, zipapp: Path, resolv_conf: Path) -> Iterator[Container]:
+    """A long-lived probe container of that image, loopback only, as nobody, with the zipapp and
+    resolv_conf mounted read-only; removed at the end."""
+    image = need_image(flavour)
+    need_root_and_ip()
+    if shutil.which("nsenter") is None:
+        pytest.skip("nsenter (util-linux) not found; it runs the DNS server in the container's network namespace")
+    resolv_conf.chmod(0o644)
+    name = unique_name(f"k8sdns-probe-{flavour}".replace(".", "-"))
+    argv = [
+        "docker", "run", "-d", "--rm", "--name", name, "--network", "none", *POD_SECURITY,
+        "-v", f"{zipapp}:{PAYLOAD_PATH}:ro", "-v", f"{resolv_conf}:/etc/resolv.conf:ro",
+        image, "python3", "-c", "import time; time.sleep(900)",
+    ]  # fmt: skip
+    started = run(argv, timeout=120)
+    assert started.returncode == 0, f"{' '.join(argv)}: {started.stderr}"
+    try:
+        pid = run(["docker", "inspect", "-f", "{{.State.Pid}}", name]).stdout.strip()
+        assert pid.isdigit() and pid != "0", f"container {name} is not running: {pid!r}"
+        yield Container(name, image, resolv_conf, pid)
+    finally:
+        run(["docker", "rm", "-f", name], timeout=60)

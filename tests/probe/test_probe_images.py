@@ -9,10 +9,7 @@ net.ipv4.ip_unprivileged_port_start=0, the zipapp mounted read-only at /k8sdns/p
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,17 +17,21 @@ from probe_netns_support import (
     API_A,
     API_AAAA,
     DNS_IP,
+    IMAGES,
     KUBERNETES_IP,
+    MUSL_NEW_VERSION,
+    POD_SECURITY,
+    Container,
     Unbound,
     answered,
     expected_qnames,
     forwarder_resolv_conf,
-    need_root_and_ip,
+    need_image,
     need_unbound,
     pod_resolv_conf,
+    probe_container,
     run,
     start_unbound,
-    unique_name,
 )
 
 from pytest_k8sdns.probe import (
@@ -42,42 +43,44 @@ from pytest_k8sdns.probe import (
     parse_output,
     probe_command,
 )
-from pytest_k8sdns.probe.results import ProbeResult
 
-SUBSTRATE = Path(__file__).resolve().parents[2] / "substrate"
-
-
-def _debian_suite() -> str:
-    try:
-        for line in (SUBSTRATE / "versions.env").read_text().splitlines():
-            if line.startswith("DEBIAN_SUITE="):
-                return line.split("=", 1)[1].strip()
-    except OSError:
-        pass
-    return "bookworm"
+LIBC_FILE = "/etc/k8sdns-libc"
 
 
-IMAGES = {
-    "musl": "k8sdns/probe-musl:py3.11-musl",
-    "glibc": f"k8sdns/probe-glibc:py3.11-{_debian_suite()}",
-}
-POD_SECURITY = ["--user", "65534:65534", "--sysctl", "net.ipv4.ip_unprivileged_port_start=0", "--cap-drop", "ALL"]
+def host_musl_version() -> str | None:
+    """The upstream version of the host's musl-dev, which the plain musl image is built with."""
+    proc = run(["dpkg-query", "-W", "-f", "${Version}", "musl-dev"])
+    if proc.returncode != 0 or not proc.stdout:
+        return None
+    return proc.stdout.split(":")[-1].rsplit("-", 1)[0]
 
 
-def need_image(libc: str) -> str:
-    image = IMAGES[libc]
-    if shutil.which("docker") is None:
-        pytest.skip(f"docker not installed; probe image {image} cannot run")
-    if run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=30).returncode != 0:
-        pytest.skip(f"docker daemon not running; probe image {image} cannot run")
-    if run(["docker", "image", "inspect", image], timeout=30).returncode != 0:
-        pytest.skip(f"probe image {image} not built; run substrate/build-probes.sh")
-    return image
+def image_label(image: str, label: str) -> str:
+    return run(["docker", "image", "inspect", "-f", f'{{{{index .Config.Labels "{label}"}}}}', image]).stdout.strip()
 
 
-@pytest.mark.parametrize("libc", ["musl", "glibc"])
-def test_info_in_the_probe_image(libc: str, probe_zipapp: Path) -> None:
-    image = need_image(libc)
+def test_the_baked_libc_file_is_read(tmp_path: Path) -> None:
+    """info's reading of /etc/k8sdns-libc (no image needed): the first line, musl only."""
+    from pytest_k8sdns.probe.payload.info import LIBC_FILE as PAYLOAD_LIBC_FILE
+    from pytest_k8sdns.probe.payload.info import _baked_libc
+
+    assert PAYLOAD_LIBC_FILE == LIBC_FILE
+    path = tmp_path / "k8sdns-libc"
+    assert _baked_libc(str(path)) is None
+    path.write_text("musl 1.2.5\nDebian musl-dev 1.2.5-3.1~deb13u1 (trixie), linked statically\n")
+    assert _baked_libc(str(path)) == ("musl", "1.2.5")
+    path.write_text("musl\n")
+    assert _baked_libc(str(path)) == ("musl", None)
+    for other in ("glibc 2.36\n", "", "\n"):
+        path.write_text(other)
+        assert _baked_libc(str(path)) is None, other
+
+
+@pytest.mark.parametrize("flavour", list(IMAGES))
+def test_info_in_the_probe_image(flavour: str, probe_zipapp: Path) -> None:
+    """Each image's `info` names its libc and version: glibc by confstr, a static musl image by the
+    /etc/k8sdns-libc its build wrote (it has no dynamic loader to ask)."""
+    image = need_image(flavour)
     argv = [
         "docker", "run", "--rm", "--network", "none", *POD_SECURITY,
         "-v", f"{probe_zipapp}:{PAYLOAD_PATH}:ro", image, *probe_command("info"),
@@ -86,63 +89,38 @@ def test_info_in_the_probe_image(libc: str, probe_zipapp: Path) -> None:
     assert proc.returncode == 0, f"{' '.join(argv)}: {proc.stdout}{proc.stderr}"
     info = parse_output("info", proc.stdout, where=f"image {image}")
     assert isinstance(info, ProbeInfo)
+    libc = "glibc" if flavour == "glibc" else "musl"
     assert info.libc == libc, info
     assert info.python.startswith("3.11") and info.dnspython
     assert info.resolv_conf is not None
-
-
-@dataclass
-class Container:
-    name: str
-    image: str
-    resolv_conf: Path
-
-    def probe(self, command: str, args: dict[str, object], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return run(["docker", "exec", self.name, *probe_command(command, args)], timeout=timeout)
-
-    def run(self, command: str, args: dict[str, object]) -> ProbeResult:
-        __tracebackhide__ = True
-        proc = self.probe(command, args)
-        if proc.returncode != 0:
-            pytest.fail(f"probe {command} in {self.image} exited {proc.returncode}: {proc.stdout}{proc.stderr}")
-        return parse_output(command, proc.stdout, where=f"container {self.name} ({self.image})")
+    if libc == "glibc":
+        assert info.libc_evidence == "confstr" and info.libc_version and info.libc_version[0].isdigit(), info
+    else:
+        want = MUSL_NEW_VERSION if flavour != "musl" else (host_musl_version() or info.libc_version)
+        assert (info.libc_version, info.libc_evidence) == (want, LIBC_FILE), info
+        assert image_label(image, "org.k8sdns.libc") == f"musl {want}"
+    print(f"{image}: {info.libc} {info.libc_version} ({info.libc_evidence})")
 
 
 @pytest.fixture(params=["musl", "glibc"])
 def container(request: pytest.FixtureRequest, probe_zipapp: Path, tmp_path: Path) -> Iterator[Container]:
     """A long-lived probe container, with unbound on DNS_IP:53 inside its network namespace."""
-    libc = request.param
-    image = need_image(libc)
-    need_root_and_ip()
+    need_image(request.param)
     need_unbound()
-    if shutil.which("nsenter") is None:
-        pytest.skip("nsenter (util-linux) not found; it runs unbound in the container's network namespace")
     resolv = tmp_path / "resolv.conf"
     resolv.write_text(forwarder_resolv_conf())
-    resolv.chmod(0o644)
-    name = unique_name(f"k8sdns-probe-{libc}")
-    argv = [
-        "docker", "run", "-d", "--rm", "--name", name, "--network", "none", *POD_SECURITY,
-        "-v", f"{probe_zipapp}:{PAYLOAD_PATH}:ro", "-v", f"{resolv}:/etc/resolv.conf:ro",
-        image, "python3", "-c", "import time; time.sleep(900)",
-    ]  # fmt: skip
-    started = run(argv, timeout=120)
-    assert started.returncode == 0, f"{' '.join(argv)}: {started.stderr}"
-    server: Unbound | None = None
-    try:
-        pid = run(["docker", "inspect", "-f", "{{.State.Pid}}", name]).stdout.strip()
-        assert pid.isdigit() and pid != "0", f"container {name} is not running: {pid!r}"
-        box = Container(name, image, resolv)
-        server = start_unbound(
-            lambda cmd: ["nsenter", "-t", pid, "-n", *cmd],
-            tmp_path,
-            lambda: answered(box.probe("query", {"server": DNS_IP, "name": "api.example.test", "timeout": 0.5})),
-        )
-        yield box
-    finally:
-        if server is not None:
-            server.stop()
-        run(["docker", "rm", "-f", name], timeout=60)
+    with probe_container(request.param, probe_zipapp, resolv) as box:
+        server: Unbound | None = None
+        try:
+            server = start_unbound(
+                box.in_netns,
+                tmp_path,
+                lambda: answered(box.probe("query", {"server": DNS_IP, "name": "api.example.test", "timeout": 0.5})),
+            )
+            yield box
+        finally:
+            if server is not None:
+                server.stop()
 
 
 def test_capture_through_the_image_libc(container: Container) -> None:

@@ -24,6 +24,9 @@ def detect_libc() -> tuple[str, str | None, str]:
     loaders = sorted(glob.glob("/lib/ld-musl-*.so.1"))
     if loaders:
         return "musl", _musl_version(loaders[0]), loaders[0]
+    baked = _baked_libc()
+    if baked is not None:
+        return baked[0], baked[1], LIBC_FILE
     build = [getattr(sys.implementation, "_multiarch", "") or ""]
     try:
         import sysconfig
@@ -44,6 +47,24 @@ def detect_libc() -> tuple[str, str | None, str]:
     if sys.platform.startswith("linux"):
         return "musl", None, "no glibc"
     return "unknown", None, "not linux"
+
+
+#: written by substrate/build-probes.sh into each musl image: "musl 1.2.3" on its first line. A
+#: static interpreter has no dynamic loader to ask, and musl has no call that says its version.
+LIBC_FILE = "/etc/k8sdns-libc"
+
+
+def _baked_libc(path: str = LIBC_FILE) -> tuple[str, str | None] | None:
+    """(libc, version) from the image's libc file when it names musl; None without one."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as fh:
+            words = fh.readline().split()
+    except OSError:
+        return None
+    if not words or words[0] != "musl":
+        return None
+    version = words[1] if len(words) > 1 and words[1][:1].isdigit() else None
+    return "musl", version
 
 
 def _musl_version(loader: str) -> str | None:
