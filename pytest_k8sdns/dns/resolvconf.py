@@ -254,14 +254,31 @@ def nameservers_of(text: str) -> list[str]:
 
 
 def is_loopback(address: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and IPv4-mapped loopback; False for anything not an IP."""
+    """True for an address a query sent to it reaches this host by: 127.0.0.0/8, ::1 (however
+    spelt, with a scope id or not), their IPv4-mapped forms (::ffff:127.0.0.53), and the
+    unspecified 0.0.0.0 and :: (Linux delivers a datagram sent there to the host itself, so a
+    CoreDNS pod that inherits `nameserver ::` queries itself). False for anything not an IP."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return ip.is_loopback
+    return ip.is_loopback or ip.is_unspecified
+
+
+def same_ip(a: str, b: str) -> bool:
+    """One address however spelt: 0:0::1 is ::1, ::ffff:10.96.0.10 is 10.96.0.10; names compare as text."""
+    def norm(text: str) -> str:
+        try:
+            ip = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
+        except ValueError:
+            return text
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return str(ip)
+
+    return norm(a) == norm(b)
 
 
 def legacy_glibc_search_list(search: list[str]) -> list[str]:

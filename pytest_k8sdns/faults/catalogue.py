@@ -24,6 +24,10 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "tcp_refused": ("test_cluster_name_raw", "test_big_answer_truncated_then_whole_over_tcp",
                     "test_big_answer_every_address"),
     "no_reverse_zone": ("test_service_ptr",),
+    # dual-stack (conformance/test_dualstack.py): proven by tests/e2e/test_kind_dualstack.py
+    "no_ip6_reverse_zone": ("test_service_ptr_ipv6",),
+    "aaaa_suppressed": ("test_service_aaaa_raw", "test_service_aaaa_libc"),
+    "ipv6_dns_dropped": ("test_cluster_name_over_ipv6_raw", "test_cluster_name_over_ipv6_libc"),
     "not_ready_published": ("test_headless_a", "test_headless_srv"),
     "etc_hosts_unmanaged": ("test_pod_own_names",),
     "pods_disabled": ("test_pod_ip_records",),

@@ -1,5 +1,5 @@
 """Faults of the cluster DNS server: its Corefile (a loop, a loopback upstream, the wrong zone, no
-reverse zone), its CPU, and its processes."""
+reverse zone, no AAAA), its CPU, its processes, and its reachability over IPv6."""
 
 from __future__ import annotations
 
@@ -122,6 +122,58 @@ class CoreDNSFaults(FaultBase):
         """The kubernetes plugin no longer serves in-addr.arpa/ip6.arpa: Service IPs lose their PTR."""
         with self._corefile_edit("no_reverse_zone", corefile.drop_reverse_zones):
             yield
+
+    @contextlib.contextmanager
+    def no_ip6_reverse_zone(self) -> Iterator[None]:
+        """The kubernetes plugin serves in-addr.arpa but no longer ip6.arpa (a Corefile written for
+        IPv4): IPv6 Service IPs lose their PTR, IPv4 ones keep theirs."""
+        def edit(text: str) -> str:
+            zones = corefile.plugin(text, "kubernetes").args
+            kept = [z for z in zones if z.rstrip(".").lower() != "ip6.arpa"]
+            if len(kept) == len(zones):
+                raise ConfigError(f"the kubernetes plugin serves no ip6.arpa ({' '.join(zones) or 'its block zones'})")
+            return corefile.set_kubernetes_zones(text, kept)
+
+        with self._corefile_edit("no_ip6_reverse_zone", edit):
+            yield
+
+    @contextlib.contextmanager
+    def aaaa_suppressed(self) -> Iterator[None]:
+        """CoreDNS answers every AAAA of the cluster zone with no record (NOERROR, empty): the
+        `template IN AAAA <zone> { rcode NOERROR }` block that "disable IPv6 in CoreDNS" guides add.
+        The template plugin runs before kubernetes, so a dual-stack Service loses its AAAA."""
+        def edit(text: str) -> str:
+            k8s = corefile.plugin(text, "kubernetes")
+            zone = next((z for z in k8s.args if not corefile.is_reverse_zone(z)), None)
+            if zone is None or k8s.span is None:
+                raise ConfigError("the kubernetes plugin names no cluster zone to suppress AAAA in")
+            start = k8s.span.start
+            indent = text[text.rfind("\n", 0, start) + 1:start]
+            block = f"template IN AAAA {zone} {{\n{indent}   rcode NOERROR\n{indent}}}\n{indent}"
+            edited_text = text[:start] + block + text[start:]
+            corefile.parse_literal(edited_text)  # never a Corefile CoreDNS would refuse
+            return edited_text
+
+        with self._corefile_edit("aaaa_suppressed", edit):
+            yield
+
+    @contextlib.contextmanager
+    def ipv6_dns_dropped(self) -> Iterator[None]:
+        """Every node drops DNS over IPv6 (UDP and TCP to port 53 in ip6tables FORWARD, as a
+        firewall written for IPv4 leaves it): pods reach the cluster DNS over IPv4 only. Rules
+        inserted first, so they also drop replies of flows that were already open."""
+        rules = [["FORWARD", "-p", proto, "--dport", "53", "-m", "comment", "--comment", "k8sdns-fault-ipv6-dns",
+                  "-j", "DROP"] for proto in ("udp", "tcp")]
+        done: list[tuple[str, list[str]]] = []
+        try:
+            for node in self.kind.node_containers():
+                for rule in rules:
+                    self._node_exec(node, "ip6tables", "-I", *rule)
+                    done.append((node, rule))
+            yield
+        finally:
+            for node, rule in reversed(done):
+                self._node_exec(node, "ip6tables", "-D", *rule)
 
     @contextlib.contextmanager
     def pods_disabled(self) -> Iterator[None]:

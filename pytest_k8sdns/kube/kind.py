@@ -12,6 +12,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
+
 from pytest_k8sdns.dns.corefile.edit import set_forward
 from pytest_k8sdns.errors import ToolError, WaitTimeout
 from pytest_k8sdns.files import fixture_path
@@ -93,6 +95,16 @@ class KindCluster:
             self.delete()
             raise
 
+    @property
+    def ip_family(self) -> str:
+        """The config's networking.ipFamily: "ipv4" (kind's default), "ipv6" or "dual"."""
+        try:
+            doc = yaml.safe_load(Path(self.config).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            return "ipv4"  # kind itself reports a config it cannot read, at create
+        family = (doc.get("networking") or {}).get("ipFamily") if isinstance(doc, dict) else None
+        return str(family or "ipv4").lower()
+
     def node_containers(self) -> list[str]:
         out = run_tool(["kind", "get", "nodes", "--name", self.name], option="--k8sdns-kind")
         return [line for line in out.split() if line]
@@ -118,7 +130,12 @@ class KindCluster:
         )
         out = run_tool(["docker", "inspect", self.upstream_container], option="--k8sdns-kind")
         networks = json.loads(out)[0]["NetworkSettings"]["Networks"]
-        self.upstream_ip = networks["kind"]["IPAddress"]
+        # an IPv6-only cluster's pods (CoreDNS among them) have no IPv4 route: they reach it over IPv6
+        self.upstream_ip = networks["kind"]["GlobalIPv6Address" if self.ip_family == "ipv6" else "IPAddress"]
+        if not self.upstream_ip:
+            raise ToolError(f"the test upstream {self.upstream_container} has no {self.ip_family} address on docker's "
+                            f"kind network, which was made without IPv6; once no kind cluster uses it, `docker network "
+                            f"rm kind` and kind makes it anew with an IPv6 subnet")
         # Nodes (and dnsPolicy: Default pods) resolve through the test upstream too, never
         # through the machine's own resolver. The upstream answers NXDOMAIN for the node names that
         # Docker's DNS resolved, and kubelet's and kube-proxy's kubeconfigs name the API server by
@@ -126,7 +143,8 @@ class KindCluster:
         # copies it, and reaches the API server).
         nodes = self.node_containers()
         inspected = json.loads(run_tool(["docker", "inspect", *nodes], option="--k8sdns-kind"))
-        hosts = "".join(f"{c['NetworkSettings']['Networks']['kind']['IPAddress']}\t{c['Name'].lstrip('/')}\n"
+        address = "GlobalIPv6Address" if self.ip_family == "ipv6" else "IPAddress"
+        hosts = "".join(f"{c['NetworkSettings']['Networks']['kind'][address]}\t{c['Name'].lstrip('/')}\n"
                         for c in inspected)
         for node in nodes:
             run_tool(["docker", "exec", "-i", node, "sh", "-c", "cat > /etc/resolv.conf"],

@@ -16,6 +16,8 @@ NODELOCAL_CHECK = 14
 #: DNS during a change is check 16; it skips when no change was asked for (--k8sdns-during,
 #: --k8sdns-disruptive), and its NodeLocal rollout where none is deployed
 CHANGE_CHECK = 16
+#: Dual-stack is check 19; it skips on a single-stack cluster (no Service gets an IPv6 ClusterIP)
+DUALSTACK_CHECK = 19
 
 
 def certification_usage_problem(config: pytest.Config, suite: Path) -> str | None:
@@ -44,8 +46,8 @@ def certification_defaults(config: pytest.Config) -> None:
 
 class Certification:
     """Registered under --k8sdns-profile=certification: a skip becomes a failure, except the
-    NodeLocal checks on a cluster without NodeLocal DNSCache (required when present), and check 16
-    when no change was asked for."""
+    NodeLocal checks on a cluster without NodeLocal DNSCache (required when present), check 16
+    when no change was asked for, and check 19 (dual-stack) on a single-stack cluster."""
 
     def __init__(self, facts: Any, change_asked: bool = False) -> None:
         self._facts = facts  # callable returning the run's facts, or None before the run started
@@ -61,6 +63,8 @@ class Certification:
         number = marker.args[0] if marker and marker.args else None
         no_nodelocal = facts.get("nodelocal") == "absent"
         if number == NODELOCAL_CHECK and no_nodelocal:
+            return report
+        if number == DUALSTACK_CHECK and str(facts.get("ip_families", "")).startswith("single-stack"):
             return report
         params = getattr(getattr(item, "callspec", None), "params", {})
         if number == CHANGE_CHECK and (not self._change_asked or (no_nodelocal and params.get("k8sdns_change") ==

@@ -78,9 +78,11 @@ def test_suite_passes_with_only_the_shipped_role(cluster: Run, runner_kubeconfig
     assert doc is not None
     outcomes = {c["nodeid"].split("::", 1)[1]: c["outcome"] for c in doc["checks"]}
     assert {o for o in outcomes.values()} <= {"passed", "skipped"}, outcomes
-    # NodeLocal (absent), changes (none asked for) and hostNetwork pods (the namespace enforces restricted)
+    # NodeLocal (absent), changes (none asked for), hostNetwork pods (the namespace enforces restricted)
+    # and dual-stack (a single-stack cluster)
     assert "skipped" in outcomes.values() and all("test_nodelocal.py" in c["nodeid"] or "test_change.py" in c["nodeid"]
                                                   or "test_host_network_pods" in c["nodeid"]
+                                                  or "test_dualstack.py" in c["nodeid"]
                                                   for c in doc["checks"] if c["outcome"] == "skipped")
     assert sum(o == "passed" for o in outcomes.values()) >= 40, outcomes
     assert doc["cluster"]["namespace"] == NAMESPACE

@@ -21,7 +21,7 @@ from pytest_k8sdns.dns.corefile.parser import (
     is_placeholder,
     split_key,
 )
-from pytest_k8sdns.dns.resolvconf import is_loopback, nameservers_of
+from pytest_k8sdns.dns.resolvconf import is_loopback, nameservers_of, same_ip
 
 ERROR = "error"
 WARNING = "warning"
@@ -32,6 +32,8 @@ _PORTS = {"dns": "53", "tls": "853", "https": "443", "grpc": "443"}
 RESOLV_CONF = "/etc/resolv.conf"
 #: Host names every resolver maps to the loopback address
 _LOCALHOST = ("localhost", "localhost.")
+#: ... and those Debian's /etc/hosts (and so a node's, and kubelet's pod /etc/hosts) map to ::1
+_LOCALHOST6 = ("ip6-localhost", "ip6-loopback")
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,12 @@ class Target:
 
     @property
     def address(self) -> str | None:
-        """The target's IP address (`localhost` counts as 127.0.0.1), or None for a name or a file."""
+        """The target's IP address (`localhost` counts as 127.0.0.1, `ip6-localhost` as ::1), or None
+        for a name or a file."""
         if self.host.lower() in _LOCALHOST or self.host.lower().endswith(".localhost"):
             return "127.0.0.1"
+        if self.host.lower().rstrip(".") in _LOCALHOST6:
+            return "::1"
         try:
             return str(ipaddress.ip_address(self.host.split("%", 1)[0]))
         except ValueError:
@@ -124,10 +129,12 @@ class LoopGraph:
         for lst in self._listeners:
             if lst.port != port or lst.block in out:
                 continue
-            if lst.binds:
-                hit = address in lst.binds
+            if lst.binds and not any(same_ip(b, "0.0.0.0") or same_ip(b, "::") for b in lst.binds):
+                # compared as addresses: `bind ::1` takes [0:0::1]:53, `bind 127.0.0.1` ::ffff:127.0.0.1
+                # (`bind 0.0.0.0` or `::` is every address, as no bind: Go listens on both families)
+                hit = any(same_ip(address, b) for b in lst.binds)
             else:  # all addresses: loopback, the pod's own, and the cluster DNS Service in front of it
-                hit = is_loopback(address) or address == self.cluster_dns_ip
+                hit = is_loopback(address) or (self.cluster_dns_ip is not None and same_ip(address, self.cluster_dns_ip))
             if hit:
                 out.append(lst.block)
         return out
