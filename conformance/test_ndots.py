@@ -102,8 +102,11 @@ def test_long_search_list(long_search_pods, dns_objects, kubernetes_service_ip, 
     line = next((ln for ln in text.splitlines() if ln.startswith("search")), "")
     k8sdns_record("search_paths", len(written), "")
     k8sdns_record("search_line_bytes", len(line), "")
-    expect(written[-len(want):] == want and len(written) == len(want) + 3, f"search list the kubelet wrote into "
-           f"{pod.where}", f"the cluster's 3 paths then {len(want)}: {' '.join(want)}", line or "no search line",
+    # the kubelet writes the cluster's three paths, the node's own search domains, then dnsConfig's
+    cluster = [f"{dns_objects.namespace}.svc.{dns_objects.domain}", f"svc.{dns_objects.domain}", dns_objects.domain]
+    expect(written[:3] == cluster and written[-len(want):] == want, f"search list the kubelet wrote into "
+           f"{pod.where}", f"the cluster's 3 paths, the node's, then these {len(want)}: {' '.join(want)}",
+           line or "no search line",
            "the kubelet must write every dnsConfig search path (up to 32 and 2048 characters since Kubernetes 1.28)")
     names = {dns_objects.hostname: [dns_objects.hostname_ip], "kubernetes.default": [kubernetes_service_ip]}
     result = pod.lookup(list(names), count=len(names), family="inet")
