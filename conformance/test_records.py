@@ -246,9 +246,10 @@ def test_external_name_change(probe_pods, coredns, dns_objects, k8sdns_run, k8sd
                               root_causes):
     """An ExternalName Service's CNAME follows its target when the target changes, and an A record
     with its new ClusterIP once its type becomes ClusterIP, each within --k8sdns-negative-window-s
-    (an old answer may be cached for the zone's TTL: kubeadm's `ttl 30`); then each libc resolves
-    it to that ClusterIP."""
-    bound = k8sdns_settings.negative_window_s
+    plus --k8sdns-propagation-p99-s: an old answer may be cached for the zone's TTL (kubeadm's `ttl
+    30`; NodeLocal DNSCache keeps it as long), and the change must reach the cluster DNS. Then each
+    libc resolves it to that ClusterIP."""
+    bound = k8sdns_settings.negative_window_s + k8sdns_settings.propagation_p99_s
     pod = probe_pods["glibc"]
     targets = (f"first.{dns_objects.external_target}", f"second.{dns_objects.external_target}")
     fqdn, steps = externalname.follow(k8sdns_run.cluster, dns_objects.namespace, k8sdns_run.run_id, pod,
