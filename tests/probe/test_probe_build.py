@@ -99,7 +99,7 @@ def test_payload_source_is_python_3_8_and_stdlib_only() -> None:
             elif isinstance(node, ast.ImportFrom):  # relative: only within the zipapp's package
                 assert (node.module or "").split(".")[0] in {"", "protocol", *(p.stem for p in SOURCES.values())}, name
     assert imported - {"__future__"} <= set(sys.stdlib_module_names) | {"dns"}, imported
-    # The one file it reads is /etc/resolv.conf.
+    # It reads files through one reader: /etc/resolv.conf and the image's libc file.
     everything = "".join(sources.values())
     assert everything.count("open(") == 1 and 'RESOLV_CONF = "/etc/resolv.conf"' in everything
 

@@ -83,13 +83,19 @@ def key_of(table: Mapping[str, int], value: int) -> str:
     return str(value)
 
 
-def read_resolv_conf() -> tuple[str | None, str | None]:
-    """(text, error): the pod's resolver configuration, the only file the probe reads."""
+def read_file(path: str) -> tuple[str | None, str | None]:
+    """(text, error) of a small file: the probe reads only /etc/resolv.conf and the image's libc
+    file (info), both through here."""
     try:
-        with open(RESOLV_CONF, "rb") as fh:
+        with open(path, "rb") as fh:
             return fh.read().decode("utf-8", "replace"), None
     except OSError as exc:
-        return None, f"{RESOLV_CONF}: {exc.strerror or exc}"
+        return None, f"{path}: {exc.strerror or exc}"
+
+
+def read_resolv_conf() -> tuple[str | None, str | None]:
+    """(text, error): the pod's resolver configuration."""
+    return read_file(RESOLV_CONF)
 
 
 def dnspython() -> Any:

@@ -7,7 +7,7 @@ import socket
 import sys
 from typing import Any
 
-from .common import read_resolv_conf
+from .common import read_file, read_resolv_conf
 
 
 def detect_libc() -> tuple[str, str | None, str]:
@@ -56,11 +56,8 @@ LIBC_FILE = "/etc/k8sdns-libc"
 
 def _baked_libc(path: str = LIBC_FILE) -> tuple[str, str | None] | None:
     """(libc, version) from the image's libc file when it names musl; None without one."""
-    try:
-        with open(path, encoding="ascii", errors="replace") as fh:
-            words = fh.readline().split()
-    except OSError:
-        return None
+    text, _ = read_file(path)
+    words = (text or "").split("\n", 1)[0].split()
     if not words or words[0] != "musl":
         return None
     version = words[1] if len(words) > 1 and words[1][:1].isdigit() else None
