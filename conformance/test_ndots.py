@@ -8,6 +8,7 @@ from pytest_k8sdns.dns import resolvconf, resolver
 from pytest_k8sdns.dns.coredns import NODELOCAL_IP
 from pytest_k8sdns.evidence.measure import Q
 from pytest_k8sdns.probe.pods import LIBCS
+from pytest_k8sdns.verdict import answers
 from pytest_k8sdns.verdict.expect import expect
 from pytest_k8sdns.verdict.rootcause import spoiled_message
 
@@ -109,10 +110,7 @@ def test_long_search_list(long_search_pods, dns_objects, kubernetes_service_ip, 
            line or "no search line",
            "the kubelet must write every dnsConfig search path (up to 32 and 2048 characters since Kubernetes 1.28)")
     names = {dns_objects.hostname: [dns_objects.hostname_ip], "kubernetes.default": [kubernetes_service_ip]}
-    result = pod.lookup(list(names), count=len(names), family="inet")
-    got = {n: list(a or ()) for n, a in zip(result.names, result.addresses)}
-    k8sdns_record("addresses", [f"{n}: {' '.join(a) or 'none'}" for n, a in got.items()])
-    bad = {n: a or dict(result.errors) for n, a in got.items() if a != names[n]}
+    bad = answers.names_in_pod(pod, names, k8sdns_record)
     if not bad:
         return
     said = "; ".join(f"{n}: {a}" for n, a in bad.items())
@@ -146,10 +144,7 @@ def test_host_network_pods(host_network_pods, coredns, dns_objects, kubernetes_s
            f"{ns}.svc.{domain} svc.{domain} {domain}", f"nameservers {conf.nameservers}, search {list(conf.search)}",
            "kubelet gives ClusterFirstWithHostNet pods the cluster DNS; `Default` would give them the node's")
     names = {f"{dns_objects.service}.{ns}": [dns_objects.service_ip], "kubernetes.default": [kubernetes_service_ip]}
-    result = pod.lookup(list(names), count=len(names), family="inet")
-    got = {n: list(a or ()) for n, a in zip(result.names, result.addresses)}
-    k8sdns_record("addresses", [f"{n}: {' '.join(a) or 'none'}" for n, a in got.items()])
-    bad = {n: a or dict(result.errors) for n, a in got.items() if a != names[n]}
+    bad = answers.names_in_pod(pod, names, k8sdns_record)
     expect(not bad, f"{libc} getaddrinfo of partial names in hostNetwork {pod.where}", names,
            "; ".join(f"{n}: {a}" for n, a in bad.items()), "the cluster's search list must reach hostNetwork pods "
            "of dnsPolicy ClusterFirstWithHostNet")

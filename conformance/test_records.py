@@ -195,10 +195,7 @@ def test_pod_own_names(named_pods, dns_objects, k8sdns_record, libc):
     pod = named_pods[libc]
     short = pod.spec.hostname
     fqdn = f"{short}.{dns_objects.fqdn(pod.spec.subdomain)}"
-    result = pod.lookup([fqdn, short], count=2, family="inet")  # one lookup of each name
-    got = {n: list(a or ()) for n, a in zip(result.names, result.addresses)}
-    k8sdns_record("addresses", [f"{n}: {' '.join(a) or 'none'}" for n, a in got.items()])
-    bad = {n: a or dict(result.errors) for n, a in got.items() if a != [pod.pod_ip]}
+    bad = answers.names_in_pod(pod, {fqdn: [pod.pod_ip], short: [pod.pod_ip]}, k8sdns_record)
     expect(not bad, f"{libc} getaddrinfo of the pod's own names in {pod.where}", f"{pod.pod_ip} for {fqdn} and "
            f"{short}", "; ".join(f"{n}: {a}" for n, a in bad.items()),
            "the kubelet writes `<pod IP> <hostname>.<subdomain>.<ns>.svc.<domain> <hostname>` into the pod's "

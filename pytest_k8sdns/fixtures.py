@@ -102,17 +102,23 @@ def ndots2_fleet(k8sdns_run: Run) -> Iterator[Fleet]:
     yield from _fleet(k8sdns_run, "-ndots2", {"options": [{"name": "ndots", "value": "2"}]})
 
 
+def _pair(run: Run, tag: str, **spec: Any) -> Iterator[dict[str, ProbePod]]:
+    """A probe pod of each libc on the first chosen node, named <libc>-<tag>, with these ProbeSpec
+    fields: {libc: ProbePod}; deleted after."""
+    specs = [ProbeSpec(key=f"{libc}-{tag}", libc=libc, image=_image(run.settings, libc), node=run.placement.chosen[0],
+                       **spec) for libc in LIBCS]
+    started = _start(run, specs)
+    yield {p.libc: p for p in started.values()}
+    probes.stop(run.cluster, run.namespace, started)
+
+
 @pytest.fixture(scope="session")
 def long_search_pods(k8sdns_run: Run, dns_objects: objects.DnsObjects) -> Iterator[dict[str, ProbePod]]:
     """Session. A ClusterFirst probe pod of each libc on the first chosen node, with dnsConfig
     searches objects.long_search_list: 10 search paths, over 256 characters. {libc: ProbePod}."""
     run, d = k8sdns_run, dns_objects
     searches = objects.long_search_list(d.namespace, d.domain, d.headless)
-    specs = [ProbeSpec(key=f"{libc}-long-search", libc=libc, image=_image(run.settings, libc),
-                       node=run.placement.chosen[0], dns_config={"searches": searches}) for libc in LIBCS]
-    started = _start(run, specs)
-    yield {p.libc: p for p in started.values()}
-    probes.stop(run.cluster, run.namespace, started)
+    yield from _pair(run, "long-search", dns_config={"searches": searches})
 
 
 @pytest.fixture(scope="session")
@@ -124,12 +130,7 @@ def host_network_pods(k8sdns_run: Run) -> Iterator[dict[str, ProbePod]]:
     if not (run.settings.host_network or run.kind is not None):
         pytest.skip("hostNetwork pods need a namespace that admits them (Pod Security `privileged`): pass "
                     "--k8sdns-host-network to check dnsPolicy ClusterFirstWithHostNet")
-    specs = [ProbeSpec(key=f"{libc}-hostnet", libc=libc, image=_image(run.settings, libc),
-                       node=run.placement.chosen[0], dns_policy="ClusterFirstWithHostNet", host_network=True)
-             for libc in LIBCS]
-    started = _start(run, specs)
-    yield {p.libc: p for p in started.values()}
-    probes.stop(run.cluster, run.namespace, started)
+    yield from _pair(run, "hostnet", dns_policy="ClusterFirstWithHostNet", host_network=True)
 
 
 @pytest.fixture(scope="session")

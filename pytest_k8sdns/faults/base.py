@@ -142,16 +142,17 @@ class FaultBase:
                 self._write_resolv_conf(node, text)
 
     @contextlib.contextmanager
-    def _node_rules(self, rules: Sequence[Sequence[str]], nodes: Sequence[str] | None = None) -> Iterator[None]:
-        """iptables rules inserted in the nodes while the block runs, deleted after."""
+    def _node_rules(self, rules: Sequence[Sequence[str]], nodes: Sequence[str] | None = None,
+                    tool: str = "iptables") -> Iterator[None]:
+        """iptables (or ip6tables) rules inserted in the nodes while the block runs, deleted after."""
         nodes = self.kind.node_containers() if nodes is None else nodes
         done: list[tuple[str, Sequence[str]]] = []
         try:
             for node in nodes:
                 for rule in rules:
-                    self._node_exec(node, "iptables", "-I", *rule)
+                    self._node_exec(node, tool, "-I", *rule)
                     done.append((node, rule))
             yield
         finally:
             for node, rule in reversed(done):
-                self._node_exec(node, "iptables", "-D", *rule)
+                self._node_exec(node, tool, "-D", *rule)

@@ -164,16 +164,8 @@ class CoreDNSFaults(FaultBase):
         inserted first, so they also drop replies of flows that were already open."""
         rules = [["FORWARD", "-p", proto, "--dport", "53", "-m", "comment", "--comment", "k8sdns-fault-ipv6-dns",
                   "-j", "DROP"] for proto in ("udp", "tcp")]
-        done: list[tuple[str, list[str]]] = []
-        try:
-            for node in self.kind.node_containers():
-                for rule in rules:
-                    self._node_exec(node, "ip6tables", "-I", *rule)
-                    done.append((node, rule))
+        with self._node_rules(rules, tool="ip6tables"):
             yield
-        finally:
-            for node, rule in reversed(done):
-                self._node_exec(node, "ip6tables", "-D", *rule)
 
     @contextlib.contextmanager
     def pods_disabled(self) -> Iterator[None]:

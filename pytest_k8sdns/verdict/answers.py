@@ -61,3 +61,13 @@ def reply(reply: QueryReply, where: str, what: str, ok: bool, expected: Any, mea
     if why:
         pytest.fail(spoiled_message(what, f"from {where}", why, causes()), pytrace=False)
     expect(False, what, expected, measured, fix)
+
+
+def names_in_pod(pod: Any, expected: Mapping[str, list[str]], record: Recorder) -> dict[str, Any]:
+    """One libc lookup of each name in `expected` ({name: addresses}) from one probe pod; the
+    addresses go to `record`. Returns the names that got other addresses: {name: addresses, or the
+    lookup's errors when it got none}."""
+    result = pod.lookup(list(expected), count=len(expected), family="inet")
+    got = {n: list(a or ()) for n, a in zip(result.names, result.addresses)}
+    record("addresses", [f"{n}: {' '.join(a) or 'none'}" for n, a in got.items()])
+    return {n: a or dict(result.errors) for n, a in got.items() if a != expected[n]}
