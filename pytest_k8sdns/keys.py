@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_k8sdns.config import Settings
+from pytest_k8sdns.kube.images import Choice
 from pytest_k8sdns.results import Results
 from pytest_k8sdns.session import Run
 from pytest_k8sdns.verdict.gate import Gate
@@ -17,3 +18,5 @@ RUN_KEY = pytest.StashKey[Run]()
 RESULTS_KEY = pytest.StashKey[Results]()
 #: the upgrade gate, with --k8sdns-baseline
 GATE_KEY = pytest.StashKey[Gate]()
+#: the images a kind cluster the plugin creates runs, and why each (kube/images.py)
+IMAGES_KEY = pytest.StashKey[list[Choice]]()

@@ -20,6 +20,7 @@ from pytest_k8sdns.config import Settings
 from pytest_k8sdns.dns.nodelocal import find_nodelocal
 from pytest_k8sdns.dns.nodelocal_deploy import deploy_nodelocal
 from pytest_k8sdns.errors import ClusterError, K8sDnsError
+from pytest_k8sdns.kube import images as kind_images
 from pytest_k8sdns.kube import placement, pods, rbac
 from pytest_k8sdns.kube.client import Cluster, NodeFacts, status_message
 from pytest_k8sdns.kube.kind import KindCluster, point_coredns_at
@@ -58,6 +59,8 @@ class Run:
         self.findings: list[Callable[[], list[dict[str, str]]]] = []
         #: restart counts of the k8s-app=kube-dns pods when the run started (pod name -> restarts)
         self.dns_restarts_at_start: dict[str, int] = {}
+        #: on a kind cluster the plugin creates: the images chosen and why (kube/images.py; set by the plugin)
+        self.image_choices: list[kind_images.Choice] = []
 
     @property
     def cluster(self) -> Cluster:
@@ -154,7 +157,7 @@ class Run:
         lines = [
             f"k8sdns: {where}, server {self.cluster.server} ({self.server_version}), {len(self.nodes)} nodes, "
             f"namespace {self.namespace}",
-            f"k8sdns: images glibc={s.glibc_image} musl={s.musl_image}",
+            kind_images.header(self.image_choices) if self.image_choices else f"k8sdns: images glibc={s.glibc_image} musl={s.musl_image}",
             "k8sdns: thresholds " + ", ".join(f"{k}={v}" for k, v in s.thresholds().items()),
             self.placement.header() + f"; budget {s.max_qps:g} queries/s",
         ]
@@ -170,7 +173,8 @@ class Run:
             "k8sdns nodes": ", ".join(f"{n.name} ({n.kubelet}, {n.container_runtime}, kernel {n.kernel})" for n in self.nodes),
             "k8sdns cluster DNS": str(self.facts.get("coredns")),
             "k8sdns NodeLocal": str(self.facts.get("nodelocal")),
-            "k8sdns images": f"glibc {s.glibc_image}, musl {s.musl_image}",
+            "k8sdns images": (", ".join(c.describe() for c in self.image_choices)
+                              or f"glibc {s.glibc_image}, musl {s.musl_image}"),
             "k8sdns thresholds": ", ".join(f"{k}={v}" for k, v in s.thresholds().items()),
         }
 
