@@ -14,7 +14,8 @@ import pytest
 from pytest_k8sdns import config as cfg
 from pytest_k8sdns import xdist
 from pytest_k8sdns.errors import K8sDnsError
-from pytest_k8sdns.keys import GATE_KEY, RESULTS_KEY, RUN_KEY, SETTINGS_KEY
+from pytest_k8sdns.keys import GATE_KEY, IMAGES_KEY, RESULTS_KEY, RUN_KEY, SETTINGS_KEY
+from pytest_k8sdns.kube import images
 from pytest_k8sdns.report.html import HtmlExtras
 from pytest_k8sdns.results import Results, write_document
 from pytest_k8sdns.session import Run
@@ -76,7 +77,10 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = cfg.resolve(cli, config.getini)
     except K8sDnsError as exc:
         raise pytest.UsageError(str(exc)) from None
+    given = {k for k, v in cli.items() if v is not None} | {o.name for o in cfg.OPTIONS if config.getini(o.ini)}
+    settings, image_choices = images.choose(settings, given)
     config.stash[SETTINGS_KEY] = settings
+    config.stash[IMAGES_KEY] = image_choices
     xdist.refuse_what_workers_cannot_share(config, settings)
     gate = None
     try:
@@ -110,6 +114,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if not settings.active or session.config.option.collectonly or xdist.distributing(session.config):
         return
     run = Run(settings)
+    run.image_choices = session.config.stash.get(IMAGES_KEY, [])
+    if run.image_choices:
+        run.facts["images"] = {images.ROLES[c.field]: {"image": c.image, "why": c.why} for c in run.image_choices}
     session.config.stash[RUN_KEY] = run
     _terminate_as_interrupt(session.config)
     if settings.kind:
@@ -164,10 +171,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 # only the controller writes files; it learns each worker's facts from this
                 config.workeroutput["k8sdns_facts"] = json.loads(json.dumps(facts, default=str))  # type: ignore[attr-defined]
                 config.workeroutput["k8sdns_metadata"] = run.metadata()  # type: ignore[attr-defined]
+                # the controller judges every worker's checks against every worker's causes
+                config.workeroutput["k8sdns_causes"] = json.loads(json.dumps(_causes(run), default=str))  # type: ignore[attr-defined]
         controller = not hasattr(config, "workerinput")
         if controller and (run is not None or xdist.distributing(config)):
             doc = results.final = results.document(dataclasses.asdict(settings))
-            causes = [c for found in (run.findings if run is not None else []) for c in found()]
+            # summarise drops repeats: two workers that both measured the matrix find the same places
+            causes = [*(_causes(run) if run is not None else []), *results.worker_causes]
             doc["root_causes"] = rootcause.summarise(causes, doc["checks"])
             gate = config.stash.get(GATE_KEY, None)
             if gate is not None and not gate.judge(doc) and session.exitstatus == pytest.ExitCode.OK:
@@ -177,6 +187,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     finally:
         if run is not None:
             run.stop()
+
+
+def _causes(run: Run) -> list[dict[str, Any]]:
+    """The root causes the run's evidence found (the node x replica matrix, if a check measured it)."""
+    return [dict(c) for found in run.findings for c in found()]
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -45,6 +45,8 @@ class Results:
         self.outcomes: dict[str, dict[str, Any]] = {}
         self.meta: dict[str, dict[str, Any]] = {}
         self.facts: dict[str, Any] = {}
+        #: under xdist, the controller's copy of the root causes each worker's run found
+        self.worker_causes: list[dict[str, Any]] = []
         #: the finished document, once pytest_sessionfinish built it (the HTML summary reads it)
         self.final: dict[str, Any] | None = None
 

@@ -63,15 +63,18 @@ class XdistEvidence:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        """xdist controller: keep the cluster facts a worker sent, and the namespace each worker used."""
+        """xdist controller: keep the cluster facts a worker sent, the namespace each worker used, and
+        the root causes its run found (each worker measures the node x replica matrix on its own)."""
         facts = getattr(node, "workeroutput", {}).get("k8sdns_facts")
         if facts:
             results = self.results
             namespaces = {**results.facts.get("worker_namespaces", {}), node.workerinput["workerid"]: facts["namespace"]}
             results.facts.update(facts, worker_namespaces=dict(sorted(namespaces.items())))
+        self.results.worker_causes += getattr(node, "workeroutput", {}).get("k8sdns_causes") or []
         metadata = getattr(node, "workeroutput", {}).get("k8sdns_metadata")
         if metadata and node.config.pluginmanager.hasplugin("metadata"):
             from pytest_metadata.plugin import metadata_key
 
             # the HTML report's environment table: the controller has no run of its own
             node.config.stash[metadata_key].update(metadata)
+

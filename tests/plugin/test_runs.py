@@ -125,6 +125,25 @@ def test_xdist_workers_get_their_own_namespaces_and_one_results_file(pytester: p
     assert doc["cluster"]["server_version"] == "v1.34.0-fake"
 
 
+def test_xdist_root_causes_found_in_a_worker_reach_the_controller(pytester: pytest.Pytester, api: FakeApi) -> None:
+    """A worker's run finds a cause (here a finding a fixture adds, as dns_paths adds the node x
+    replica matrix's); the controller's results and terminal open with it, and the check it spoiled."""
+    pytester.makepyfile(test_sick=textwrap.dedent("""\
+        def test_spoiled(k8sdns_run):
+            k8sdns_run.findings.append(lambda: [{"kind": "replica", "where": "coredns-x", "proto": "udp",
+                                                  "owner": "test_every_replica_answers",
+                                                  "text": "replica coredns-x (10.0.0.9) does not answer over udp"}])
+            assert False, "not judged: 3 of 5 lookups timed out (root cause: replica coredns-x)"
+        """))
+    result = _run(pytester, api, "-n", "2", "--k8sdns-results=results.json", "test_sick.py")
+    result.assert_outcomes(passed=1, failed=2)
+    doc = json.loads((pytester.path / "results.json").read_text())
+    assert [(c["kind"], c["where"], c["affected"]) for c in doc["root_causes"]] == [
+        ("replica", "coredns-x", ["test_sick.py::test_spoiled"])]
+    result.stdout.fnmatch_lines(["*k8sdns root cause*", "replica coredns-x (10.0.0.9) does not answer over udp*",
+                                 "  affected 1 checks: test_spoiled"])
+
+
 @pytest.mark.parametrize(("option", "needle"), [
     ("--k8sdns-kind", "--k8sdns-kind makes one cluster per pytest session and xdist runs a session per worker; "
                       "make the cluster once (python -m pytest_k8sdns.devcluster up) and pass its --k8sdns-context, or use -n 0"),
