@@ -30,6 +30,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         path = Path(str(item.path))
         if path.is_relative_to(here) and path.relative_to(here).parts[0] in INFRA_TIERS:
             item.add_marker(pytest.mark.infra)
+    # the modules on e2e's session-scoped shared cluster run last, one after another, so that the
+    # cluster is made once and deleted at once when they end (the session's teardown)
+    items.sort(key=lambda item: bool(getattr(getattr(item, "module", None), "SHARED_CLUSTER", False)))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,8 +1,8 @@
 """End to end, dual-stack: on a 2-node kind cluster with `ipFamily: dual` (fixtures/kind-dual.yaml)
 the dual-stack checks (check 19) pass, not skip, beside IPv4 record checks; each IPv6 fault fails
-exactly its checks (TARGETS), the IPv4 records run beside them untouched. One cluster for the
-module (conftest.plugin_run); the suite runs against it by context. The healthy run comes last,
-so it also shows the faults undone; every test stands alone in any order."""
+exactly its checks (TARGETS), the IPv4 records run beside them untouched. The cluster is the e2e
+tier's shared one (conftest.shared_run); the suite runs against it by context. The healthy run comes
+last, so it also shows the faults undone; every test stands alone in any order."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from test_negative_controls import failed, fails_its_targets, suite
 from pytest_k8sdns.faults import Faults
 from pytest_k8sdns.session import Run
 
-RUN_PREFIX = "dual"
-KIND_CONFIG = "kind-dual.yaml"
+SHARED_CLUSTER = True  # conftest.shared_run: the dual-stack cluster test_rbac and test_xdist use too
 DUAL = "test_dualstack.py"
 #: every dual-stack check of the packaged suite, as the results file names them
 IPV6_CHECKS = ["test_cluster_name_over_ipv6_libc[glibc]", "test_cluster_name_over_ipv6_libc[musl]",
@@ -24,14 +23,10 @@ IPV6_CHECKS = ["test_cluster_name_over_ipv6_libc[glibc]", "test_cluster_name_ove
 
 
 @pytest.fixture(scope="module")
-def dual(plugin_run: Run) -> tuple[Run, Faults]:
-    """The module's dual-stack cluster with kube-dns made PreferDualStack (kubeadm leaves it
-    SingleStack, as its operator would not), so the pods' IPv6 nameserver is a Service address
-    through kube-proxy's ip6tables; its pods' own IPv6 addresses are asked too."""
-    c = plugin_run.cluster
-    svc = c.core.patch_namespaced_service("kube-dns", "kube-system", {"spec": {"ipFamilyPolicy": "PreferDualStack"}})
-    assert len(svc.spec.cluster_ips) == 2, svc.spec.cluster_ips
-    return plugin_run, Faults(plugin_run.cluster, plugin_run.kind)
+def dual(shared_run: Run) -> tuple[Run, Faults]:
+    """The shared dual-stack cluster (kube-dns PreferDualStack, so the pods' IPv6 nameserver is a
+    Service address) and the faults that may touch it; its pods' own IPv6 addresses are asked too."""
+    return shared_run, Faults(shared_run.cluster, shared_run.kind)
 
 
 def _dual(checks: dict[str, dict]) -> dict[str, dict]:

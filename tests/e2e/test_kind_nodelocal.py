@@ -1,55 +1,14 @@
-"""End to end: `pytest --k8sdns-kind --k8sdns-kind-nodelocal` deploys NodeLocal DNSCache on a
-2-node kind cluster, every check 14 passes on every node, the record checks pass through the cache,
-removing it leaves the nodes clean, and no container is left behind."""
+"""End to end: `pytest --k8sdns-kind --k8sdns-kind-nodelocal` (conftest.nodelocal_session) deploys
+NodeLocal DNSCache on a 2-node kind cluster, every check 14 passes on every node, the record checks
+pass through the cache, removing it leaves the nodes clean, and no container is left behind; the
+substrate smoke checks (smoke_checks.py) pass in the same session."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
-
-import pytest
 
 from pytest_k8sdns.config import DEFAULT_NODELOCAL_IMAGE
-from pytest_k8sdns.kube.kind import docker_leftovers, kind_env_ok
-from pytest_k8sdns.plugin import _suite_dir
-
-NODE_IMAGE = os.environ.get("K8SDNS_NODE_IMAGE", "k8sdns/kind-node:latest")
-GLIBC_IMAGE = os.environ.get("K8SDNS_GLIBC_IMAGE", "k8sdns/probe-glibc:py3.11-bookworm")
-MUSL_IMAGE = os.environ.get("K8SDNS_MUSL_IMAGE", "k8sdns/probe-musl:py3.11-musl")
-NODECACHE_IMAGE = os.environ.get("K8SDNS_NODECACHE_IMAGE", DEFAULT_NODELOCAL_IMAGE)
-HERE = Path(__file__).parent
-
-
-@pytest.fixture(scope="module")
-def nodelocal_session(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One inner pytest session on a fresh kind cluster with NodeLocal DNSCache."""
-    reason = kind_env_ok()
-    if reason:
-        pytest.skip(f"{reason}; run substrate/build (see README)")
-    for image in (NODE_IMAGE, GLIBC_IMAGE, MUSL_IMAGE, NODECACHE_IMAGE):
-        if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode:
-            pytest.skip(f"image {image} is not built; run substrate/build (see README)")
-    before = set(docker_leftovers())
-    out = tmp_path_factory.mktemp("kind-nodelocal")
-    results = out / "results.json"
-    suite = _suite_dir()
-    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "-q",
-            "--k8sdns-kind", "--k8sdns-kind-nodelocal", "--k8sdns-require-nodelocal",
-            f"--k8sdns-kind-image={NODE_IMAGE}", f"--k8sdns-nodelocal-image={NODECACHE_IMAGE}",
-            f"--k8sdns-glibc-image={GLIBC_IMAGE}", f"--k8sdns-musl-image={MUSL_IMAGE}",
-            f"--k8sdns-results={results}", "-W", "ignore::pytest.PytestDeprecationWarning",
-            str(suite / "test_nodelocal.py"), str(suite / "test_records.py"), str(HERE / "nodelocal_checks.py")]
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=out, timeout=1800, check=False)
-    (out / "stdout.txt").write_text(proc.stdout + proc.stderr)
-    doc = json.loads(results.read_text()) if results.exists() else None
-    own = (doc or {}).get("cluster", {}).get("kind_cluster")
-    # only this session's cluster: other runs may start clusters meanwhile
-    left = docker_leftovers(own) if own else sorted(set(docker_leftovers()) - before)
-    return {"proc": proc, "results": doc, "left": left}
 
 
 def _checks(session: dict, path: str) -> dict[str, dict]:
@@ -62,7 +21,7 @@ def test_session_passes(nodelocal_session: dict) -> None:
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     facts = nodelocal_session["results"]["cluster"]
     assert facts["nodelocal"] == "daemonset kube-system/node-local-dns ready 2/2 on 169.254.20.10"
-    assert NODECACHE_IMAGE in facts["loaded_images"]
+    assert DEFAULT_NODELOCAL_IMAGE in facts["loaded_images"]
 
 
 def test_every_nodelocal_check_passes_on_every_node(nodelocal_session: dict) -> None:
@@ -93,6 +52,18 @@ def test_records_pass_through_the_cache(nodelocal_session: dict) -> None:
     extra = _checks(nodelocal_session, "nodelocal_checks.py")
     assert {k: c["outcome"] for k, c in extra.items()} == {
         "test_cluster_first_lookups_go_through_the_cache": "passed", "test_remove_leaves_nodes_as_they_were": "passed"}
+
+
+def test_smoke_checks_pass(nodelocal_session: dict) -> None:
+    """smoke_checks.py in the same session: the plugin's fixtures, its errors, and the monitor gates."""
+    smoke = _checks(nodelocal_session, "smoke_checks.py")
+    assert len(smoke) >= 10 and {k: c["outcome"] for k, c in smoke.items() if c["outcome"] != "passed"} == {}
+    for libc in ("glibc", "musl"):
+        assert smoke[f"test_probe_libc_is_its_own[{libc}]"]["outcome"] == "passed"
+        assert smoke[f"test_new_service_resolves_to_its_cluster_ip[{libc}]"]["outcome"] == "passed"
+    timeline = smoke["test_monitor_fixture_sync_gate"]["timeline"]
+    assert timeline["rows"] and [m["label"] for m in timeline["marks"]] == ["change start", "change end"]
+    assert smoke["test_monitor_fixture_async_gate"]["outcome"] == "passed"
 
 
 def test_nothing_left_behind(nodelocal_session: dict) -> None:

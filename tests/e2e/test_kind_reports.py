@@ -79,9 +79,8 @@ def test_report_renders_in_chromium(report: Path, kind_session: dict, tmp_path: 
                for p in f["plots"]), f["plots"]
     checks = kind_session["results"]["checks"]
     assert f["checkRows"] == f["resultRows"] == len(checks)
-    # the latency CDFs of the two libcs, the timelines of check 16's four built-in changes and of the
-    # two k8sdns_monitor gates of smoke_checks.py
-    assert len(f["extraPlots"]) == 8 and all(p["complete"] and p["width"] > 100 for p in f["extraPlots"])
+    # the latency CDFs of the two libcs and the timelines of check 16's four built-in changes
+    assert len(f["extraPlots"]) == 6 and all(p["complete"] and p["width"] > 100 for p in f["extraPlots"])
     assert f["title"].startswith("DNS from inside pods: report.html")
     assert _png_size(page.screenshot) == (1280, 1500)
     print(f"report {report.stat().st_size} bytes; screenshot {len(page.screenshot)} bytes at {ARTIFACTS / 'report.png'}")

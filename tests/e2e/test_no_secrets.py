@@ -1,4 +1,4 @@
-"""End to end: nothing a real `pytest --k8sdns-kind` run writes (results file, HTML report, JUnit
+"""End to end: nothing a real `pytest --k8sdns-kind` run (conftest.nodelocal_session) writes (results file, HTML report, JUnit
 XML, terminal output) holds the kind kubeconfig's client key or certificate, in any encoding."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ def _needles(b64: str) -> set[str]:
     return {b64, b64[:64]} | {ln for ln in pem.splitlines() if ln and not ln.startswith("-----") and len(ln) >= 40}
 
 
-def test_outputs_hold_no_kubeconfig_credentials(kind_session: dict) -> None:
-    out = kind_session["out"]
+def test_outputs_hold_no_kubeconfig_credentials(nodelocal_session: dict) -> None:
+    out = nodelocal_session["out"]
     secrets = json.loads((out / "kubeconfig-secrets.json").read_text())
     assert set(secrets) == {"client-key-data", "client-certificate-data"}
     outputs = {name: (out / name).read_text(errors="replace")

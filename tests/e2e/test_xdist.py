@@ -19,12 +19,12 @@ from pytest_k8sdns.session import Run
 FAST = ["--k8sdns-samples=60", "--k8sdns-bursts=4", "--k8sdns-burst-size=4"]
 
 
-RUN_PREFIX = "xdist"
+SHARED_CLUSTER = True  # conftest.shared_run, the dual-stack cluster test_kind_dualstack uses too
 
 
 @pytest.fixture(scope="module")
-def cluster(plugin_run: Run) -> Run:
-    return plugin_run
+def cluster(shared_run: Run) -> Run:
+    return shared_run
 
 
 def test_two_workers_one_report(cluster: Run, tmp_path: Path) -> None:
