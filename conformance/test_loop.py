@@ -79,7 +79,7 @@ def test_corefile_analysis(coredns, default_policy_pods, cluster_domain, k8sdns_
         pytest.skip(f"no Corefile ConfigMap found for {coredns.describe()}")
     node_conf = next(iter(default_policy_pods.values())).info().resolv_conf if default_policy_pods else None
     findings = corefile.analyse(text, node_resolv_conf=node_conf, cluster_domain=cluster_domain,
-                                cluster_dns_ip=coredns.provider.cluster_ip, coredns_version=coredns.provider.version)
+                                cluster_dns_ip=coredns.provider.cluster_ips, coredns_version=coredns.provider.version)
     k8sdns_record.table("Corefile findings", ["code", "severity", "block", "message"],
                         [[f.code, f.severity, f.server_block, f.message] for f in findings])
     k8sdns_record("findings", [f"{f.severity}:{f.code}" for f in findings])

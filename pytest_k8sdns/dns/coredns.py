@@ -41,6 +41,8 @@ class DnsProvider:
     image: str
     version: str
     corefile_configmap: str | None
+    #: spec.clusterIPs, the primary family first: a dual-stack DNS Service has two, each the DNS
+    cluster_ips: tuple[str, ...] = ()
 
 
 class CoreDNSInspector:
@@ -90,6 +92,7 @@ class CoreDNSInspector:
             image=image,
             version=version,
             corefile_configmap=self._corefile_configmap(svc.metadata.namespace, selector),
+            cluster_ips=tuple(svc.spec.cluster_ips or [svc.spec.cluster_ip]),
         )
 
     def _raw_pods(self, namespace: str, selector: dict[str, str]) -> list[Any]:

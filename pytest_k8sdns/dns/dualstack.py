@@ -24,6 +24,12 @@ def is_ipv6(address: str) -> bool:
         return False
 
 
+def lookup_family(address: str) -> str:
+    """The getaddrinfo family that finds `address`: "inet6" for an IPv6 address (an IPv6-only
+    cluster's kubernetes Service has only an AAAA record), else "inet"."""
+    return "inet6" if is_ipv6(address) else "inet"
+
+
 def same_addresses(got: Sequence[str], want: Sequence[str]) -> bool:
     """The same set of IP addresses, whatever their spelling (fd00::a and fd00:0::a are one)."""
     def norm(addresses: Sequence[str]) -> set[str]:
@@ -118,4 +124,5 @@ def create(cluster: Cluster, namespace: str, run_id: str, domain: str, dns_names
                      dns_service=f"{dns_namespace}/{dns_service}", dns_ipv6=tuple(dns))
 
 
-__all__ = ["SERVICE", "DualStack", "create", "dns_ipv6_addresses", "is_ipv6", "same_addresses"]
+__all__ = ["SERVICE", "DualStack", "create", "dns_ipv6_addresses", "is_ipv6", "lookup_family",
+           "same_addresses"]

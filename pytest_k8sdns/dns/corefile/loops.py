@@ -1,9 +1,9 @@
 """Forwarding loops in a Corefile, judged by where each server block forwards: a loop needs a path
 back to this same server. A forward is followed when its target is an address this server listens
 on: a loopback address (a block without `bind` listens on every address of the pod), an address a
-block binds, or the cluster DNS Service address (which leads back to the CoreDNS pods); and it
-reaches the blocks of this Corefile that serve that port and the forwarded names. `/etc/resolv.conf`
-is followed through the node's nameservers when they are known.
+block binds, or a cluster DNS Service address (any of its spec.clusterIPs: each leads back to the
+CoreDNS pods); and it reaches the blocks of this Corefile that serve that port and the forwarded
+names. `/etc/resolv.conf` is followed through the node's nameservers when they are known.
 
 A block that forwards to a loopback port no block serves talks to a sidecar: a warning, since this
 Corefile alone cannot say where the sidecar sends its queries. A block that forwards to outside
@@ -113,13 +113,21 @@ def _listeners(blocks: Sequence[ServerBlock]) -> list[_Listener]:
     return out
 
 
+def dns_addresses(cluster_dns_ip: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The cluster DNS Service's addresses as a tuple: one address, its spec.clusterIPs (a
+    dual-stack kube-dns has an IPv4 and an IPv6 one), or none."""
+    if cluster_dns_ip is None:
+        return ()
+    return (cluster_dns_ip,) if isinstance(cluster_dns_ip, str) else tuple(cluster_dns_ip)
+
+
 class LoopGraph:
     """Which blocks a block's forwards reach, inside this Corefile."""
 
-    def __init__(self, blocks: Sequence[ServerBlock], cluster_dns_ip: str | None = None,
+    def __init__(self, blocks: Sequence[ServerBlock], cluster_dns_ip: str | Sequence[str] | None = None,
                  node_nameservers: Sequence[str] = ()) -> None:
         self.blocks = list(blocks)
-        self.cluster_dns_ip = cluster_dns_ip
+        self.cluster_dns_ips = dns_addresses(cluster_dns_ip)
         self.node_nameservers = list(node_nameservers)
         self._listeners = _listeners(blocks)
 
@@ -134,7 +142,7 @@ class LoopGraph:
                 # (`bind 0.0.0.0` or `::` is every address, as no bind: Go listens on both families)
                 hit = any(same_ip(address, b) for b in lst.binds)
             else:  # all addresses: loopback, the pod's own, and the cluster DNS Service in front of it
-                hit = is_loopback(address) or (self.cluster_dns_ip is not None and same_ip(address, self.cluster_dns_ip))
+                hit = is_loopback(address) or any(same_ip(address, ip) for ip in self.cluster_dns_ips)
             if hit:
                 out.append(lst.block)
         return out
@@ -173,7 +181,7 @@ class LoopGraph:
 
 
 def loop_findings(blocks: Sequence[ServerBlock], node_resolv_conf: str | None = None,
-                  cluster_dns_ip: str | None = None) -> Iterator[tuple[str, str, str, ServerBlock]]:
+                  cluster_dns_ip: str | Sequence[str] | None = None) -> Iterator[tuple[str, str, str, ServerBlock]]:
     """(code, severity, message, block) for every forwarding loop, sidecar forward and unverifiable
     resolv.conf forward; rules.analyse turns them into Findings."""
     node_servers = nameservers_of(node_resolv_conf or "")

@@ -3,7 +3,7 @@ zone), each naming the server block and the fix."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from pytest_k8sdns.dns.corefile.loops import forwards, loop_findings, target
@@ -162,14 +162,15 @@ def analyse(
     cluster_domain: str = "cluster.local",
     *,
     imports: Mapping[str, str] | None = None,
-    cluster_dns_ip: str | None = None,
+    cluster_dns_ip: str | Sequence[str] | None = None,
     coredns_version: str | None = None,
 ) -> list[Finding]:
     """Findings for a Corefile, grouped by check; raise ConfigError if it does not parse.
 
     ``node_resolv_conf`` is the resolv.conf text CoreDNS inherits (a node's, under dnsPolicy
     Default); with it, a ``forward . /etc/resolv.conf`` to a loopback stub is an error.
-    ``cluster_dns_ip`` is the cluster DNS Service's address: CoreDNS forwarding to it is a loop.
+    ``cluster_dns_ip`` is the cluster DNS Service's address, or all of them (its spec.clusterIPs:
+    a dual-stack kube-dns has an IPv4 and an IPv6 one): CoreDNS forwarding to any is a loop.
     ``coredns_version`` (an image tag will do) dates the plugins and options CoreDNS removed.
     """
     blocks = parse(text, imports)
