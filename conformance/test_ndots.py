@@ -47,6 +47,35 @@ def test_dns_config_applied(capture_pods, cluster_resolv_conf, k8sdns_record, li
            "kubelet must write dnsConfig for dnsPolicy None pods as given")
 
 
+@pytest.mark.k8sdns_check(7)
+@pytest.mark.parametrize("libc", LIBCS)
+def test_dns_config_nameserver_pod(nameserver_pod, nameserver_clients, k8sdns_record, libc):
+    """dnsPolicy None with dnsConfig nameservers [a DNS server pod's IP] and one search domain (the
+    e2e [Conformance] test "configurable pod DNS nameservers"): the pod's resolv.conf names that pod
+    as its libc reads it, and getaddrinfo gets the server's answer for the test name and, through
+    the search domain, for its first label."""
+    server, pod = nameserver_pod, nameserver_clients[libc]
+    text = pod.info().resolv_conf or ""
+    conf = resolvconf.parse_resolv_conf(text, libc)
+    k8sdns_record("resolv_conf", text)
+    expect(conf.nameservers == [server.ip] and list(conf.search) == [server.search],
+           f"{libc} resolv.conf of dnsPolicy None {pod.where}", f"nameserver {server.ip} (the DNS server pod "
+           f"{server.pod.name}), search {server.search}", f"nameservers {conf.nameservers}, search {list(conf.search)}",
+           "kubelet must write dnsConfig.nameservers and searches for dnsPolicy None pods as given")
+    short = server.name.split(".", 1)[0]
+    names = {server.name: [server.address], short: [server.address]}
+    bad = answers.names_in_pod(pod, names, k8sdns_record)
+    heard = server.heard_from(pod.pod_ip)
+    k8sdns_record("server_queries", len(heard), "")
+    k8sdns_record.table(f"{libc} queries the DNS server pod answered", ["name", "type", "proto", "outcome"],
+                        [[q["qname"], q["qtype"], q["proto"], q["outcome"]] for q in heard])
+    said = "; ".join(f"{n}: {a}" for n, a in bad.items())
+    expect(not bad, f"{libc} getaddrinfo through the DNS server pod {server.ip} in {pod.where}", names,
+           f"{said} (the server pod heard {len(heard)} queries from this pod)",
+           "a pod must reach the nameserver its dnsConfig names: look for a NetworkPolicy or node firewall that "
+           "allows DNS only to the cluster DNS" if not heard else "the libc must use the server's answers")
+
+
 @pytest.mark.k8sdns_check(12)
 @pytest.mark.parametrize("ndots", [5, 2])
 @pytest.mark.parametrize("libc", LIBCS)
@@ -148,3 +177,30 @@ def test_host_network_pods(host_network_pods, coredns, dns_objects, kubernetes_s
     expect(not bad, f"{libc} getaddrinfo of partial names in hostNetwork {pod.where}", names,
            "; ".join(f"{n}: {a}" for n, a in bad.items()), "the cluster's search list must reach hostNetwork pods "
            "of dnsPolicy ClusterFirstWithHostNet")
+
+
+@pytest.mark.k8sdns_check(7)
+@pytest.mark.parametrize("libc", LIBCS)
+def test_search_path_underscore_and_dot(underscore_search_pods, dns_objects, kubernetes_service_ip, k8sdns_record,
+                                        libc):
+    """dnsPolicy None with a search path of underscore labels and one of "." (the e2e test "a search
+    path containing an underscore and a search path with a single dot"): the kubelet writes them as
+    given, and the short Service name and kubernetes.default resolve through each libc. Neither libc
+    refuses the underscore: both ask `<name>._sip._tcp.abc_d.<ns>.svc.<domain>` first, get NXDOMAIN
+    from the kubernetes plugin, and go on. glibc asks the name itself where "." stands (res_search's
+    root entry); musl skips "." (res_mkquery refuses the doubled final dot) and asks it last."""
+    pod = underscore_search_pods[libc]
+    text = pod.info().resolv_conf or ""
+    want = list(pod.spec.dns_config["searches"])
+    read = list(resolvconf.parse_resolv_conf(text, libc).search)
+    k8sdns_record("resolv_conf", text)
+    expect(read == want, f"search list of {pod.where} as {libc} reads it", want, read,
+           "the kubelet must write dnsConfig search paths as given, underscores and \".\" included (Kubernetes "
+           "1.33 and later admit them)")
+    names = {dns_objects.service: [dns_objects.service_ip], "kubernetes.default": [kubernetes_service_ip]}
+    for name in names:  # the names this libc asks, in order, if each is NXDOMAIN: where the two part ways
+        k8sdns_record(f"candidates[{name}]", resolver.search_candidates(libc, text, name))
+    bad = answers.names_in_pod(pod, names, k8sdns_record)
+    expect(not bad, f"{libc} getaddrinfo through a search list with {want[0]} and \".\" in {pod.where}", names,
+           "; ".join(f"{n}: {a}" for n, a in bad.items()), "the cluster DNS must answer names with underscore "
+           "labels (NXDOMAIN, not REFUSED or SERVFAIL) so that the search goes on to the next path")

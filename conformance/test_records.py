@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from pytest_k8sdns.dns import externalname
+from pytest_k8sdns.dns import dualstack, externalname, resolver
 from pytest_k8sdns.dns.objects import PORT
 from pytest_k8sdns.evidence.latency import ms
 from pytest_k8sdns.probe.fleet import ONE_SHOT_QPS
@@ -41,15 +41,17 @@ def test_cluster_name_libc(probe_fleet, cluster_domain, kubernetes_service_ip, k
     """The same name through each libc's getaddrinfo and the pod's own resolv.conf, on every node."""
     name = f"kubernetes.default.svc.{cluster_domain}"
     svc = kubernetes_service_ip
-    got = answers.lookups_everywhere(_everywhere(probe_fleet, libc, name), libc, f"{libc} getaddrinfo({name})", svc,
+    family = dualstack.lookup_family(svc)  # an IPv6-only cluster's kubernetes Service has only AAAA
+    got = answers.lookups_everywhere(_everywhere(probe_fleet, libc, name, family), libc,
+                                     f"{libc} getaddrinfo({name}, {family})", svc,
                                      lambda addrs: svc in addrs, "check the pod's resolv.conf nameserver and the "
                                      "cluster DNS", root_causes, k8sdns_record)
     k8sdns_record("addresses", sorted({a for addrs in got.values() for a in addrs}))
 
 
-def _everywhere(fleet, libc, name):
-    """One libc lookup of `name` from every chosen node: {node: LookupResult}."""
-    return fleet.each(libc, lambda pod: pod.lookup([name], count=1, family="inet"), qps_per_probe=ONE_SHOT_QPS)
+def _everywhere(fleet, libc, name, family="inet"):
+    """One libc lookup of `name` (of `family`) from every chosen node: {node: LookupResult}."""
+    return fleet.each(libc, lambda pod: pod.lookup([name], count=1, family=family), qps_per_probe=ONE_SHOT_QPS)
 
 
 PARTIAL = ["kubernetes.default", "web", "web.{ns}", "web.{ns}.svc"]
@@ -271,3 +273,38 @@ def test_external_name_change(probe_pods, coredns, dns_objects, k8sdns_run, k8sd
                         pytrace=False)
         expect(got == [ip], f"{libc} getaddrinfo({fqdn}) in {client.where}", [ip], got or "no address",
                "the ClusterIP Service that was an ExternalName must resolve to its ClusterIP")
+
+
+#: partial SRV names, as the e2e test "partial qualified names for services" asks them with dig +search
+SRV_PARTIAL = ["_http._tcp.web", "_http._tcp.web.{ns}.svc", "_http._tcp.hl.{ns}.svc"]
+
+
+@pytest.mark.parametrize("template", SRV_PARTIAL)
+def test_srv_through_search_list(probe_pods, cluster_resolv_conf, cluster_nameserver, dns_objects, k8sdns_record,
+                                 root_causes, template):
+    """SRV of a partial name through the pod's search list and ndots, as `dig +search` asks it: each
+    search candidate in glibc's order, to the pod's nameserver, until one is not NXDOMAIN. That one
+    must be the full name _http._tcp.<svc>.<ns>.svc.<domain>, with the Service's SRV records."""
+    d = dns_objects
+    name = template.format(ns=d.namespace)
+    service = name.split(".")[2]
+    full = f"_http._tcp.{d.fqdn(service)}."
+    pod = probe_pods["glibc"]
+    asked: list[str] = []
+    for candidate in resolver.search_candidates("glibc", cluster_resolv_conf, name):
+        reply = pod.query(cluster_nameserver, candidate, rdtype="SRV").replies[0]
+        asked.append(f"{candidate} {reply.rcode or reply.error}")
+        if reply.rcode != "NXDOMAIN":
+            break
+    k8sdns_record("asked", asked)
+    got = sorted((r.target.rstrip("."), r.port) for r in reply.srv())
+    if service == d.headless:
+        want = sorted((f"{h}.{d.fqdn(service)}", PORT["targetPort"]) for h in d.hostnames)
+    else:
+        want = [(d.fqdn(service), PORT["port"])]
+    k8sdns_record("srv", [f"{t}:{p}" for t, p in got])
+    answers.reply(reply, pod.node, f"SRV {name} through the search list of {pod.where}",
+                  candidate == full and got == want, f"{full} with {[f'{t}:{p}' for t, p in want]}",
+                  f"{'; '.join(asked)} -> {[f'{t}:{p}' for t, p in got] or reply.rcode}",
+                  "partial Service names must reach their SRV records through the pod's search list (the first "
+                  "search path, <ns>.svc.<domain>, or svc.<domain>)", root_causes)

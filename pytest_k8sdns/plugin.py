@@ -23,7 +23,8 @@ from pytest_k8sdns.verdict import certification, rootcause
 from pytest_k8sdns.verdict.expect import client_findings
 from pytest_k8sdns.verdict.gate import Gate
 
-pytest_plugins = ["pytest_k8sdns.fixtures", "pytest_k8sdns.monitor.fixtures", "pytest_k8sdns.dualstack_fixtures"]
+pytest_plugins = ["pytest_k8sdns.fixtures", "pytest_k8sdns.monitor.fixtures", "pytest_k8sdns.dualstack_fixtures",
+                  "pytest_k8sdns.nameserver_fixtures", "pytest_k8sdns.search_fixtures"]
 
 
 

@@ -158,6 +158,28 @@ class CoreDNSFaults(FaultBase):
             yield
 
     @contextlib.contextmanager
+    def underscore_refused(self) -> Iterator[None]:
+        """A host-name filter in front of the kubernetes plugin: CoreDNS answers REFUSED to A and
+        AAAA queries of the cluster zone whose name has a label starting with `_` (no RFC 952 host
+        name has one); SRV names are still answered. A search path with underscores then ends the
+        lookup: glibc stops at REFUSED, musl ignores it and times out."""
+        def edit(text: str) -> str:
+            k8s = corefile.plugin(text, "kubernetes")
+            zone = next((z for z in k8s.args if not corefile.is_reverse_zone(z)), None)
+            if zone is None or k8s.span is None:
+                raise ConfigError("the kubernetes plugin names no cluster zone to filter underscore names in")
+            start = k8s.span.start
+            indent = text[text.rfind("\n", 0, start) + 1:start]
+            blocks = "".join(f"template IN {t} {zone} {{\n{indent}   match \"(^|[.])_\"\n{indent}   rcode REFUSED\n"
+                             f"{indent}   fallthrough\n{indent}}}\n{indent}" for t in ("A", "AAAA"))
+            edited_text = text[:start] + blocks + text[start:]
+            corefile.parse_literal(edited_text)  # never a Corefile CoreDNS would refuse
+            return edited_text
+
+        with self._corefile_edit("underscore_refused", edit):
+            yield
+
+    @contextlib.contextmanager
     def ipv6_dns_dropped(self) -> Iterator[None]:
         """Every node drops DNS over IPv6 (UDP and TCP to port 53 in ip6tables FORWARD, as a
         firewall written for IPv4 leaves it): pods reach the cluster DNS over IPv4 only. Rules

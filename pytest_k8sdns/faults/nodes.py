@@ -1,5 +1,6 @@
 """Faults in the kind nodes and their network: packets to CoreDNS dropped or refused, stale UDP
-conntrack, search domains too long for musl, the upstream DNS server gone."""
+conntrack, DNS to pods other than CoreDNS dropped, search domains too long for musl, the upstream
+DNS server gone."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ _TCP_REFUSED_COMMENT = "k8sdns-fault-tcp-refused"
 _CLIENT_LOSS_COMMENT = "k8sdns-fault-node-client-loss"
 _REPLICA_SILENT_COMMENT = "k8sdns-fault-replica-silent"
 _STALE_COMMENT = "k8sdns-fault-stale-conntrack"
+_DNS_ONLY_CHAIN = "K8SDNS-DNS-ONLY"
 #: etc_hosts_unmanaged: save each pod's kubelet-written hosts file once, then keep only localhost
 _ETC_HOSTS_STRIP = (
     'for f in /var/lib/kubelet/pods/*/etc-hosts; do [ -f "$f" ] && [ ! -e "$f.k8sdns-saved" ] || continue; '
@@ -132,6 +134,37 @@ class NodeFaults(FaultBase):
                  for ip in self._coredns_pod_ips()]
         with self._node_rules(rules):
             yield
+
+    @contextlib.contextmanager
+    def dns_only_to_cluster_dns(self) -> Iterator[list[str]]:
+        """A node firewall that lets pods send DNS (UDP and TCP :53) to no pod but the CoreDNS pods,
+        as a default-deny egress NetworkPolicy that allows DNS only to kube-dns does: a pod whose
+        dnsConfig names another DNS server pod gets no answer, while lookups through the cluster DNS
+        Service (DNATed to a CoreDNS pod) and CoreDNS's own upstream queries (to no pod) pass. In
+        every node's FORWARD chain, a jump per pod CIDR to a chain that returns for the CoreDNS pods'
+        IPs (those serving when it starts) and drops the rest. Yields those IPs; undone by deleting
+        the jumps and the chain."""
+        nodes = self.kind.node_containers()
+        cidrs = sorted({self._pod_cidr(node) for node in nodes})
+        allowed = self._coredns_pod_ips()
+        if not allowed:
+            raise ClusterError("fault dns_only_to_cluster_dns found no serving CoreDNS pod in kube-system to allow")
+        chain = [["-d", ip, "-j", "RETURN"] for ip in allowed] + [["-j", "DROP"]]
+        made: list[str] = []
+        try:
+            for node in nodes:
+                self._node_exec(node, "iptables", "-N", _DNS_ONLY_CHAIN)
+                made.append(node)
+                for rule in chain:
+                    self._node_exec(node, "iptables", "-A", _DNS_ONLY_CHAIN, *rule)
+            jumps = [["FORWARD", "-d", cidr, "-p", proto, "--dport", "53", "-j", _DNS_ONLY_CHAIN]
+                     for cidr in cidrs for proto in ("udp", "tcp")]
+            with self._node_rules(jumps, nodes):
+                yield allowed
+        finally:
+            for node in made:
+                self._node_exec(node, "iptables", "-F", _DNS_ONLY_CHAIN)
+                self._node_exec(node, "iptables", "-X", _DNS_ONLY_CHAIN)
 
     @contextlib.contextmanager
     def etc_hosts_unmanaged(self, poll_s: float = 1.0) -> Iterator[None]:

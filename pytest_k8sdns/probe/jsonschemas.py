@@ -28,6 +28,8 @@ from pytest_k8sdns.probe.protocol import (
     RDATA_FIELDS,
     RECORD_KEYS,
     SECTIONS,
+    SERVE_OUTCOMES,
+    SERVE_STOPS,
     SOCKTYPES,
     STOP_REASONS,
 )
@@ -195,6 +197,16 @@ _MONITOR_END = _doc(
     },
 )
 
+# `serve`'s lines: start (listening), one per query, end (the document __main__ prints).
+_SERVE_START = _line({"event": {"const": "start"}, "listen": _STR, "port": _PORT, "name": _STR, "zone": _STR,
+                      "address": _STR})
+_SERVE_QUERY = _line({"event": {"const": "query"}, "qname": _STR, "qtype": _STR, "proto": {"enum": list(PROTOS)},
+                      "client": _STR, "outcome": {"enum": list(SERVE_OUTCOMES)}})
+_SERVE_END = _doc("serve", {"event": {"const": "end"}, "name": _STR, "address": _STR,
+                            "stopped": {"enum": list(SERVE_STOPS)}, "elapsed_ns": _NONNEG,
+                            "queries": _object(dict.fromkeys(PROTOS, _NONNEG)),
+                            "outcomes": _object(dict.fromkeys(SERVE_OUTCOMES, _NONNEG)), "lines_dropped": _NONNEG})
+
 # One per protocol.COMMANDS entry, in its order (tests/probe checks it).
 SCHEMAS: dict[str, dict[str, Any]] = {
     "info": _doc(
@@ -281,7 +293,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
     ),
     "monitor": _MONITOR_END,
+    "serve": _SERVE_END,
 }
+
+# serve's lines by their event, as protocol.SERVE_EVENTS orders them.
+SERVE_SCHEMAS: dict[str, dict[str, Any]] = {"start": _SERVE_START, "query": _SERVE_QUERY, "end": _SERVE_END}
 
 # monitor's lines by their event, as protocol.MONITOR_EVENTS orders them: start first, end last,
 # rows, chased and error lines (none or many) between them.

@@ -13,9 +13,10 @@ import socket
 # 3: lookup and burst take stop_rules; their documents carry stopped (now also "verdict") and stop_rule.
 # 4: `monitor`, the one streaming command: NDJSON lines (start, rows..., end) until told to stop;
 #    a {"chase": [names]} line on its stdin adds names it asks until each answers once.
+# (`serve`, added later, streams its own lines and changes no earlier document: still 4.)
 PROBE_VERSION = 4
 
-COMMANDS = ("info", "lookup", "burst", "query", "capture", "http", "monitor")
+COMMANDS = ("info", "lookup", "burst", "query", "capture", "http", "monitor", "serve")
 
 # Lookup rows are compact integer arrays (a run keeps up to MAX_LOOKUPS of them), named by these.
 LOOKUP_COLUMNS = ("name_index", "start_offset_ns", "latency_ns", "ok", "error_code", "n_addrs")
@@ -28,6 +29,13 @@ CLIENTS = ("libc", "socket")  # libc getaddrinfo; raw queries from one UDP socke
 # stdin line that was a JSON object but no valid chase request, ignored (the run goes on).
 MONITOR_EVENTS = ("start", "rows", "chased", "error", "end")
 MONITOR_STOPS = ("stdin", "duration")  # a line that is no JSON object, or end-of-file; the duration_s safety stop
+# `serve`: a DNS server on the pod's IP, authoritative for one test name's zone, until any line or
+# end-of-file on stdin (or duration_s). Lines: start (listening), one per query (the first
+# MAX_SERVED_LINES; later ones are only counted), end. Outcomes of a query, by its reply:
+SERVE_EVENTS = ("start", "query", "end")
+SERVE_OUTCOMES = ("answer", "nodata", "nxdomain", "refused", "formerr", "notimp")
+SERVE_STOPS = ("stdin", "duration")
+MAX_SERVED_LINES = 200  # query lines printed; a host that reads late must not block the server
 
 # error_code values that are not getaddrinfo's EAI_* codes (those are negative, never 0).
 ERR_ENCODE = -1000  # the name cannot be encoded (IDNA/Unicode error in Python; monitor's socket: not ASCII)

@@ -1,7 +1,7 @@
 """Dispatch `<command> ['<json args>']` to its module; print exactly one JSON document.
 
-`monitor` alone streams: its start and rows lines come first, and the document printed here is
-its last line (event "end"). On failure the document is {"command", "probe_version", "error"}
+`monitor` and `serve` stream: their earlier lines come first, and the document printed here is
+their last line (event "end"). On failure the document is {"command", "probe_version", "error"}
 and the exit code 2, with the traceback on stderr. The probe reads no file but /etc/resolv.conf,
 and sends DNS traffic only to the servers named in its arguments (monitor's socket client: by
 default the first nameserver there) and through the libc's own resolver.
@@ -22,6 +22,7 @@ from .info import cmd_info
 from .lookup import cmd_burst, cmd_lookup
 from .monitor import cmd_monitor
 from .query import cmd_query
+from .serve import cmd_serve
 
 if TYPE_CHECKING:  # an alias only for annotations: subscripted builtins are not evaluated on Python 3.8 then
     from collections.abc import Callable
@@ -37,6 +38,7 @@ HANDLERS: dict[str, Command] = {
     "capture": cmd_capture,
     "http": cmd_http,
     "monitor": cmd_monitor,
+    "serve": cmd_serve,
 }
 
 
