@@ -37,7 +37,7 @@ def _suite_dir() -> Path:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("k8sdns", "certify a Kubernetes cluster's DNS from inside pods")
-    group.addoption("--k8sdns-context", metavar="NAME", help="run the packaged suite against this kubeconfig context")
+    group.addoption("--k8sdns-context", metavar="NAME", help="run the packaged suite against this kubeconfig context (in-cluster: the pod's ServiceAccount)")
     group.addoption("--k8sdns-kubeconfig", metavar="FILE", help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
     group.addoption("--k8sdns-kind", action="store_true", default=None, help="create a throwaway kind cluster, test it, delete it")
     group.addoption("--k8sdns-keep-cluster", action="store_true", default=None, help="keep the kind cluster at the end")

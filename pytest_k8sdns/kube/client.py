@@ -22,6 +22,10 @@ from pytest_k8sdns.errors import ClusterError, ConfigError, NotFound
 
 #: Label on everything the plugin creates, so leftovers can be found and removed.
 MANAGED_BY = {"app.kubernetes.io/managed-by": "pytest-k8sdns"}
+#: The --k8sdns-context value that means "the pod's ServiceAccount", not a kubeconfig context.
+IN_CLUSTER = "in-cluster"
+#: Where Kubernetes mounts a pod's ServiceAccount token, CA and namespace.
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +144,30 @@ class Cluster:
         return api
 
     @classmethod
+    def in_cluster(cls) -> Cluster:
+        """The cluster this process runs in, as the pod's ServiceAccount (its mounted token, which
+        the client rereads when the kubelet rotates it)."""
+        token = os.path.join(SERVICE_ACCOUNT_DIR, "token")
+        if not os.path.exists(token) or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            raise ConfigError(f"no service account token at {token} (or no KUBERNETES_SERVICE_HOST); run inside "
+                              f"a pod or give --k8sdns-context=NAME of a kubeconfig context")
+        configuration = client.Configuration()
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except ConfigException as exc:
+            raise ConfigError(f"the pod's service account in {SERVICE_ACCOUNT_DIR} is unusable: {exc}; "
+                              f"mount its token (automountServiceAccountToken: true)") from None
+        configuration.retries = 2
+        return cls(client.ApiClient(configuration), IN_CLUSTER, "", created=False)
+
+    @classmethod
     def from_kubeconfig(cls, kubeconfig: str | None, context: str | None, *, created: bool = False) -> Cluster:
+        """A kubeconfig context; the context `in-cluster` (IN_CLUSTER) is the pod's ServiceAccount."""
+        if context == IN_CLUSTER:
+            if kubeconfig:
+                raise ConfigError(f"--k8sdns-context={IN_CLUSTER} uses the pod's service account, not "
+                                  f"--k8sdns-kubeconfig={kubeconfig}; drop one")
+            return cls.in_cluster()
         path = os.path.expanduser(kubeconfig) if kubeconfig else default_kubeconfig()
         if not os.path.exists(path):
             raise ConfigError(f"no kubeconfig at {path}; pass --k8sdns-kubeconfig=FILE or set KUBECONFIG")
