@@ -28,7 +28,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "no_ip6_reverse_zone": ("test_service_ptr_ipv6",),
     "aaaa_suppressed": ("test_service_aaaa_raw", "test_service_aaaa_libc"),
     "ipv6_dns_dropped": ("test_cluster_name_over_ipv6_raw", "test_cluster_name_over_ipv6_libc"),
-    "not_ready_published": ("test_headless_a", "test_headless_srv"),
+    "not_ready_published": ("test_headless_a", "test_headless_srv", "test_srv_through_search_list"),
     "etc_hosts_unmanaged": ("test_pod_own_names",),
     "underscore_refused": ("test_search_path_underscore_and_dot",),
     "dns_only_to_cluster_dns": ("test_dns_config_nameserver_pod",),
