@@ -4,20 +4,17 @@ is that pod's IP."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import jsonschema
 import pytest
 
 from pytest_k8sdns.errors import PodError
 from pytest_k8sdns.fixtures import _guarded, _image, _pair, _start
 from pytest_k8sdns.kube.stream import ExecStream
-from pytest_k8sdns.probe import build
+from pytest_k8sdns.probe import build, schema
 from pytest_k8sdns.probe import pods as probes
-from pytest_k8sdns.probe.jsonschemas import SERVE_SCHEMAS
 from pytest_k8sdns.probe.pods import ProbePod, ProbeSpec
 from pytest_k8sdns.session import Run
 
@@ -26,7 +23,6 @@ from pytest_k8sdns.session import Run
 TEST_NAME = "ns-test.k8sdns.example."
 TEST_ADDRESS = "192.0.2.53"
 TEST_SEARCH = "k8sdns.example"
-_VALIDATORS = {event: jsonschema.Draft202012Validator(schema) for event, schema in SERVE_SCHEMAS.items()}
 
 
 class NameServerPod:
@@ -44,18 +40,8 @@ class NameServerPod:
     def _read(self, timeout_s: float) -> list[dict[str, Any]]:
         lines = []
         for line in self._exec.lines(timeout_s):
-            try:
-                doc = json.loads(line)
-            except ValueError:
-                doc = None
-            event = doc.get("event") if isinstance(doc, dict) else None
-            if isinstance(doc, dict) and "error" in doc:
-                raise PodError(f"probe serve in {self.pod.where} failed: {doc['error']}")
-            error = jsonschema.exceptions.best_match(_VALIDATORS[event].iter_errors(doc)) if event in _VALIDATORS \
-                else "no serve event"
-            if error is not None:
-                raise PodError(f"probe serve in {self.pod.where} printed an invalid line ({getattr(error, 'message', error)}): "
-                               f"{line[:160]!r}; check that the probe payload matches this plugin version")
+            doc = schema.parse_serve_line(line, self.pod.where)
+            event = doc["event"]
             if event == "query":
                 self.queries.append(doc)
             elif event == "end":

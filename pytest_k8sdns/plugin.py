@@ -116,8 +116,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     run = Run(settings)
     run.image_choices = session.config.stash.get(IMAGES_KEY, [])
-    if run.image_choices:
-        run.facts["images"] = {images.ROLES[c.field]: {"image": c.image, "why": c.why} for c in run.image_choices}
     session.config.stash[RUN_KEY] = run
     _terminate_as_interrupt(session.config)
     if settings.kind:

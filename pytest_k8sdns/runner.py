@@ -18,14 +18,14 @@ import gzip
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from kubernetes import client
 
-from pytest_k8sdns.errors import K8sDnsError, NotFound, WaitTimeout
+from pytest_k8sdns.errors import K8sDnsError, NotFound
 from pytest_k8sdns.kube.client import SERVICE_ACCOUNT_DIR, Cluster, api_errors
+from pytest_k8sdns.kube.wait import until
 
 DEFAULT_CONFIGMAP = "k8sdns-results"
 DEFAULT_NAMESPACE = "k8sdns"
@@ -98,42 +98,51 @@ def run(directory: Path, configmap: str, pytest_args: Sequence[str]) -> int:
 def _job_uid(cluster: Cluster, namespace: str, job: str, wait_s: float) -> str:
     """Wait until the Job has finished (Complete or Failed); its uid."""
     batch = client.BatchV1Api(cluster.api_client)
-    deadline = time.monotonic() + wait_s
-    while True:
+
+    def look() -> client.V1Job:
         with api_errors("get", "jobs", namespace, cluster.server, job):
-            obj = batch.read_namespaced_job(job, namespace, _request_timeout=30)
-        status = obj.status or client.V1JobStatus()
-        done = [c.type for c in status.conditions or [] if c.type in ("Complete", "Failed") and c.status == "True"]
-        if done:
-            return str(obj.metadata.uid if obj.metadata else "")
-        if time.monotonic() > deadline:
-            raise WaitTimeout(f"job {namespace}/{job} has not finished after {wait_s:.0f} s (active "
-                              f"{status.active or 0}); wait longer (--wait) or see kubectl logs -n {namespace} job/{job}")
-        time.sleep(2)
+            return batch.read_namespaced_job(job, namespace, _request_timeout=30)
+
+    def finished(obj: client.V1Job) -> bool:
+        return any(c.type in ("Complete", "Failed") and c.status == "True"
+                   for c in (obj.status.conditions if obj.status else None) or [])
+
+    def late(obj: client.V1Job) -> str:
+        active = (obj.status.active if obj.status else None) or 0
+        return (f"job {namespace}/{job} has not finished after {wait_s:.0f} s (active {active}); wait longer "
+                f"(--wait) or see kubectl logs -n {namespace} job/{job}")
+
+    obj = until(f"job {namespace}/{job} finished", look, finished, timeout_s=wait_s, every_s=2, message=late)
+    return str(obj.metadata.uid if obj.metadata else "")
 
 
 def fetch(cluster: Cluster, namespace: str, configmap: str, out: Path, job: str | None, wait_s: float) -> int:
     """Write the stored files to `out`; the run's exit status. With `job`, wait for that Job to
     finish first and refuse files that another Job stored."""
     uid = _job_uid(cluster, namespace, job, wait_s) if job else None
-    deadline = time.monotonic() + (30 if job else 0)
-    while True:
+
+    def look() -> client.V1ConfigMap | None:
         try:
             with api_errors("get", "configmaps", namespace, cluster.server, configmap):
-                cm = cluster.core.read_namespaced_config_map(configmap, namespace, _request_timeout=30)
+                return cluster.core.read_namespaced_config_map(configmap, namespace, _request_timeout=30)
         except NotFound:
-            if time.monotonic() < deadline:
-                time.sleep(2)
-                continue
-            raise K8sDnsError(f"configmap {namespace}/{configmap} not found: the runner stored no results (see "
-                              f"kubectl logs -n {namespace} job/{job or 'k8sdns-runner'})") from None
-        data = cm.data or {}
-        if uid is None or data.get("job-uid") == uid:
-            break
-        if time.monotonic() > deadline:
-            raise K8sDnsError(f"configmap {namespace}/{configmap} holds the results of another Job "
-                              f"(uid {data.get('job-uid') or 'none'}, not {uid}); the runner of job {job} stored none")
-        time.sleep(2)
+            return None
+
+    def stored(cm: client.V1ConfigMap | None) -> bool:
+        return cm is not None and (uid is None or (cm.data or {}).get("job-uid") == uid)
+
+    def missing(cm: client.V1ConfigMap | None) -> str:
+        if cm is None:
+            return (f"configmap {namespace}/{configmap} not found: the runner stored no results (see "
+                    f"kubectl logs -n {namespace} job/{job or 'k8sdns-runner'})")
+        return (f"configmap {namespace}/{configmap} holds the results of another Job (uid "
+                f"{(cm.data or {}).get('job-uid') or 'none'}, not {uid}); the runner of job {job} stored none")
+
+    # the runner stores its files as its pod ends: give it a moment after the Job finished
+    cm = until(f"configmap {namespace}/{configmap}", look, stored, timeout_s=30 if job else 0, every_s=2,
+               message=missing)
+    assert cm is not None
+    data = cm.data or {}
     out.mkdir(parents=True, exist_ok=True)
     for key, value in sorted((cm.binary_data or {}).items()):
         path = out / key.removesuffix(".gz")

@@ -98,6 +98,8 @@ class Run:
         self.nodes = self.cluster.nodes()
         self.placement = placement.choose(self.nodes, s.nodes, s.seed)
         self.facts["placement"] = self.placement.describe()
+        if self.image_choices:
+            self.facts["images"] = kind_images.facts(self.image_choices)
         self._header_facts()
         if self.owns_namespace:
             self._namespace_created = True  # before the request: an interrupt may come as it returns

@@ -143,16 +143,7 @@ class CoreDNSFaults(FaultBase):
         `template IN AAAA <zone> { rcode NOERROR }` block that "disable IPv6 in CoreDNS" guides add.
         The template plugin runs before kubernetes, so a dual-stack Service loses its AAAA."""
         def edit(text: str) -> str:
-            k8s = corefile.plugin(text, "kubernetes")
-            zone = next((z for z in k8s.args if not corefile.is_reverse_zone(z)), None)
-            if zone is None or k8s.span is None:
-                raise ConfigError("the kubernetes plugin names no cluster zone to suppress AAAA in")
-            start = k8s.span.start
-            indent = text[text.rfind("\n", 0, start) + 1:start]
-            block = f"template IN AAAA {zone} {{\n{indent}   rcode NOERROR\n{indent}}}\n{indent}"
-            edited_text = text[:start] + block + text[start:]
-            corefile.parse_literal(edited_text)  # never a Corefile CoreDNS would refuse
-            return edited_text
+            return corefile.add_cluster_templates(text, ["AAAA"], ["rcode NOERROR"], purpose="to suppress AAAA in")
 
         with self._corefile_edit("aaaa_suppressed", edit):
             yield
@@ -164,17 +155,8 @@ class CoreDNSFaults(FaultBase):
         name has one); SRV names are still answered. A search path with underscores then ends the
         lookup: glibc stops at REFUSED, musl ignores it and times out."""
         def edit(text: str) -> str:
-            k8s = corefile.plugin(text, "kubernetes")
-            zone = next((z for z in k8s.args if not corefile.is_reverse_zone(z)), None)
-            if zone is None or k8s.span is None:
-                raise ConfigError("the kubernetes plugin names no cluster zone to filter underscore names in")
-            start = k8s.span.start
-            indent = text[text.rfind("\n", 0, start) + 1:start]
-            blocks = "".join(f"template IN {t} {zone} {{\n{indent}   match \"(^|[.])_\"\n{indent}   rcode REFUSED\n"
-                             f"{indent}   fallthrough\n{indent}}}\n{indent}" for t in ("A", "AAAA"))
-            edited_text = text[:start] + blocks + text[start:]
-            corefile.parse_literal(edited_text)  # never a Corefile CoreDNS would refuse
-            return edited_text
+            return corefile.add_cluster_templates(text, ["A", "AAAA"], ['match "(^|[.])_"', "rcode REFUSED", "fallthrough"],
+                                                  purpose="to filter underscore names in")
 
         with self._corefile_edit("underscore_refused", edit):
             yield

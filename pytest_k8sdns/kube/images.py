@@ -75,3 +75,8 @@ def choose(settings: Settings, given: Collection[str],
 def header(choices: list[Choice]) -> str:
     """The header line: `k8sdns: images node=... (why), glibc=... (why), ...`."""
     return "k8sdns: images " + ", ".join(c.describe() for c in choices)
+
+
+def facts(choices: list[Choice]) -> dict[str, dict[str, str | None]]:
+    """The results file's `cluster.images`: {role: {"image", "why"}}."""
+    return {ROLES[c.field]: {"image": c.image, "why": c.why} for c in choices}

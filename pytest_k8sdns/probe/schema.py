@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 import jsonschema
 
 from pytest_k8sdns.errors import PodError
-from pytest_k8sdns.probe.jsonschemas import MONITOR_SCHEMAS, SCHEMAS
+from pytest_k8sdns.probe.jsonschemas import MONITOR_SCHEMAS, SCHEMAS, SERVE_SCHEMAS
 from pytest_k8sdns.probe.protocol import (
     BURST_COLUMNS,
     CLIENTS,
@@ -47,6 +47,7 @@ from pytest_k8sdns.probe.results import (
 
 _VALIDATORS = {name: jsonschema.Draft202012Validator(schema) for name, schema in SCHEMAS.items()}
 _MONITOR_VALIDATORS = {event: jsonschema.Draft202012Validator(schema) for event, schema in MONITOR_SCHEMAS.items()}
+_SERVE_VALIDATORS = {event: jsonschema.Draft202012Validator(schema) for event, schema in SERVE_SCHEMAS.items()}
 
 
 def _fail(command: str, where: str, problem: str) -> PodError:
@@ -124,6 +125,16 @@ def _monitor_rows(where: str, rows: list[Any], n_names: int | None) -> list[Moni
             raise _fail("monitor", where, f"returned an invalid row at $.rows[{i}]: {str(row)[:120]}")
         out.append(MonitorRow(CLIENTS[row[0]], row[1], row[2], row[3], row[4] == 1, row[5]))
     return out
+
+
+def parse_serve_line(line: str | bytes, where: str = "") -> dict[str, Any]:
+    """One line of `serve`'s output, validated: its start, a query it answered, or its end. An
+    error document raises PodError as the other parsers do."""
+    doc = _json("serve", line, where)
+    event = doc.get("event") if isinstance(doc, dict) else None
+    if not isinstance(event, str) or event not in SERVE_SCHEMAS:
+        raise _fail("serve", where, f"printed a line that is no serve event: {str(line).strip()[:120]!r}")
+    return _validate("serve", where, _SERVE_VALIDATORS[event], doc)
 
 
 def parse_monitor_line(

@@ -171,3 +171,19 @@ def set_cache_denial_ttl(text: str, seconds: int, *, block: str = ".") -> str:
         raise ConfigError(f"`cache` in server block `{server_block(text, block).label}` has no `denial CAPACITY` line; "
                           f"add one (`denial 9984 {seconds}`)")
     return _set_args(text, denial[0], 1, [str(seconds)])
+
+
+def add_cluster_templates(text: str, qtypes: Sequence[str], body: Sequence[str], *, purpose: str,
+                          block: str = ".") -> str:
+    """Put one `template IN <qtype> <cluster zone> { body }` block per qtype in front of the
+    kubernetes plugin of `block` (template runs before kubernetes), indented as that plugin is.
+    `purpose` ends the error when the plugin names no cluster zone ("to suppress AAAA in")."""
+    k8s = plugin(text, "kubernetes", block=block)
+    zone = next((z for z in k8s.args if not is_reverse_zone(z)), None)
+    if zone is None or k8s.span is None:
+        raise ConfigError(f"the kubernetes plugin names no cluster zone {purpose}")
+    start = k8s.span.start
+    indent = text[text.rfind("\n", 0, start) + 1:start]
+    inner = "".join(f"{indent}   {line}\n" for line in body)
+    templates = "".join(f"template IN {qtype} {zone} {{\n{inner}{indent}}}\n{indent}" for qtype in qtypes)
+    return _checked(text[:start] + templates + text[start:])

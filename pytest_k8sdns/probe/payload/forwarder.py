@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import selectors
 import socket
-import struct
 import threading
 from typing import TYPE_CHECKING, Any, cast
 
 from ..protocol import MAX_CAPTURED, MAX_PENDING_UDP, MAX_TCP_CLIENTS
-from .common import ProbeFailure, mono
+from . import transport
+from .common import mono
 from .wire import Reader
 
 if TYPE_CHECKING:  # an alias only for annotations: `dict[...]` is not evaluated on Python 3.8 then
     Pending = dict[socket.socket, dict[str, Any]]
 
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
 
 
 class CapturingForwarder:
@@ -45,22 +36,7 @@ class CapturingForwarder:
         self.dropped = 0
         self.unanswered = 0
         self.stopping = False
-        family = socket.AF_INET6 if ":" in listen else socket.AF_INET
-        self.udp = socket.socket(family, socket.SOCK_DGRAM)
-        self.tcp = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            self.udp.bind((listen, 53))
-            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.tcp.bind((listen, 53))
-            self.tcp.listen(16)
-        except OSError as exc:
-            self.close()
-            raise ProbeFailure(
-                f"cannot listen on {listen}:53 ({exc.strerror or exc}); give the pod securityContext sysctl "
-                "net.ipv4.ip_unprivileged_port_start=0 or run it as root"
-            ) from exc
-        self.udp.setblocking(False)
-        self.tcp.setblocking(False)
+        self.udp, self.tcp = transport.listen(listen, 53)
         self.wake_r, self.wake_w = socket.socketpair()
         self.tcp_slots = threading.BoundedSemaphore(MAX_TCP_CLIENTS)
         self.thread = threading.Thread(target=self._loop, daemon=True)
@@ -220,10 +196,7 @@ class CapturingForwarder:
             conn.setblocking(True)
             conn.settimeout(10)
             while not self.stopping:
-                header = _recv_exact(conn, 2)
-                if header is None:
-                    return
-                wire = _recv_exact(conn, struct.unpack("!H", header)[0])
+                wire = transport.recv_message(conn)
                 if wire is None:
                     return
                 idx = self._note(wire, "tcp")
@@ -232,9 +205,8 @@ class CapturingForwarder:
                     try:
                         if upstream is None:
                             upstream = socket.create_connection((server, self.port), self.timeout_ns / 1e9)
-                        upstream.sendall(header + wire)
-                        length = _recv_exact(upstream, 2)
-                        reply = _recv_exact(upstream, struct.unpack("!H", length)[0]) if length else None
+                        upstream.sendall(transport.framed(wire))
+                        reply = transport.recv_message(upstream)
                     except OSError:
                         reply = None
                     if reply is not None:
@@ -246,7 +218,7 @@ class CapturingForwarder:
                     self.unanswered += 1
                     return
                 self._answered(idx, reply)
-                conn.sendall(struct.pack("!H", len(reply)) + reply)
+                conn.sendall(transport.framed(reply))
         except OSError:
             pass
         finally:

@@ -16,19 +16,11 @@ import threading
 from typing import Any
 
 from ..protocol import MAX_DURATION_S, MAX_SERVED_LINES, MAX_TCP_CLIENTS, SERVE_OUTCOMES
-from .common import ArgError, ProbeFailure, arg, dnspython, emit, ip_arg, mono
+from . import transport
+from .common import ArgError, arg, dnspython, emit, ip_arg, mono
 
 _TCP_IDLE_S = 10.0
 
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
 
 
 class Zone:
@@ -97,22 +89,7 @@ class Server:
         self.counts = dict.fromkeys(SERVE_OUTCOMES, 0)
         self.protos = {"udp": 0, "tcp": 0}
         self.lines = 0
-        family = socket.AF_INET6 if ":" in listen else socket.AF_INET
-        self.udp = socket.socket(family, socket.SOCK_DGRAM)
-        self.tcp = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            self.udp.bind((listen, port))
-            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.tcp.bind((listen, port))
-            self.tcp.listen(16)
-        except OSError as exc:
-            self.close()
-            raise ProbeFailure(
-                f"cannot listen on {listen}:{port} ({exc.strerror or exc}); give the pod securityContext sysctl "
-                "net.ipv4.ip_unprivileged_port_start=0 or run it as root"
-            ) from exc
-        self.udp.setblocking(False)
-        self.tcp.setblocking(False)
+        self.udp, self.tcp = transport.listen(listen, port)
         self.tcp_slots = threading.BoundedSemaphore(MAX_TCP_CLIENTS)
 
     def close(self) -> None:
@@ -180,14 +157,13 @@ class Server:
             conn.setblocking(True)
             conn.settimeout(_TCP_IDLE_S)
             while True:
-                header = _recv_exact(conn, 2)
-                wire = _recv_exact(conn, struct.unpack("!H", header)[0]) if header else None
+                wire = transport.recv_message(conn)
                 if wire is None:
                     return
                 reply = self._answer(wire, "tcp", client)
                 if reply is None:
                     return
-                conn.sendall(struct.pack("!H", len(reply)) + reply)
+                conn.sendall(transport.framed(reply))
         except OSError:
             pass
         finally:
