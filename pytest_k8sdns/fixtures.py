@@ -272,11 +272,21 @@ def k8sdns_record(request: pytest.FixtureRequest) -> Recorder:
     """Function. A Recorder: record(name, value, unit) keeps a measurement of the current check for
     the HTML report, the results file and JUnit properties; .table() and .plot() add evidence.
 
-    JUnit XML gets the figures as <property> elements with junit_family = legacy or xunit1; the
-    default xunit2 schema has no per-test properties, so there they are left out."""
-    junit = request.config.getoption("xmlpath", None) and request.config.getini("junit_family") != "xunit2"
-    record_property = request.getfixturevalue("record_property") if junit else None
-    return Recorder(request.config.stash[RESULTS_KEY], request.node.nodeid, record_property)
+    JUnit XML gets each figure as a <property>: on the test case with junit_family = legacy or
+    xunit1; with the default xunit2, whose schema has properties only on the test suite, on the
+    suite, named `<nodeid>::<figure>` (pytest drops suite properties under xdist)."""
+    return Recorder(request.config.stash[RESULTS_KEY], request.node.nodeid, _junit_property(request))
+
+
+def _junit_property(request: pytest.FixtureRequest) -> Callable[[str, Any], None] | None:
+    if not request.config.getoption("xmlpath", None):
+        return None
+    if request.config.getini("junit_family") != "xunit2":
+        record: Callable[[str, Any], None] = request.getfixturevalue("record_property")
+        return record
+    suite: Callable[[str, Any], None] = request.getfixturevalue("record_testsuite_property")
+    nodeid = request.node.nodeid
+    return lambda name, value: suite(f"{nodeid}::{name}", value)
 
 
 @pytest.fixture(scope="session")
