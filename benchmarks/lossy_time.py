@@ -56,6 +56,12 @@ def main() -> int:
     print(f"only {node} named: {'yes' if only else 'no'}"
           + (f"; other workers named by {stray}" if stray else "")
           + (f"; {node} not named by {unnamed}" if unnamed else ""))
+    for name in stray:
+        print(f"  {name}, whole message: {bad[name]}")
+    before = healthy.get("items", {})
+    grew = sorted(((t - before.get(n, 0.0), n, t) for n, t in faulted.get("items", {}).items()), reverse=True)
+    print("tests that grew most (set-up + call + teardown): "
+          + "; ".join(f"{n} +{d:.1f} s (now {t:.1f} s)" for d, n, t in grew[:10]))
     ratio = faulted["wall"] / healthy["wall"]
     print(f"wall: healthy {healthy['wall']:.1f} s, faulted {faulted['wall']:.1f} s, "
           f"ratio {ratio:.2f} (target <= 2.00)")

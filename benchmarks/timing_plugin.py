@@ -24,6 +24,8 @@ from pytest_k8sdns.kube import kind, pods
 from pytest_k8sdns.probe import pods as probes
 
 SPENT: dict[str, float] = defaultdict(float)
+#: seconds per test (set-up, call and teardown: session fixtures that measure show in the first test that needs them)
+ITEMS: dict[str, float] = defaultdict(float)
 _LAST_READY = [0.0]
 
 
@@ -69,6 +71,7 @@ _BEGAN = time.monotonic()
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     SPENT[f"{report.when} phases"] += report.duration
+    ITEMS[report.nodeid.split("::", 1)[-1]] += report.duration
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -80,5 +83,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     spent["measurement"] = spent.get("call phases", 0.0)
     spent["teardown"] = spent.get("teardown phases", 0.0) + spent.get("run stop", 0.0)
     spent["in pytest"] = time.monotonic() - _BEGAN
+    doc: dict[str, Any] = {k: round(v, 3) for k, v in spent.items()}
+    doc["items"] = {k: round(v, 3) for k, v in ITEMS.items()}
     with open(path, "w", encoding="utf-8") as f:
-        json.dump({k: round(v, 3) for k, v in spent.items()}, f, indent=1, sort_keys=True)
+        json.dump(doc, f, indent=1, sort_keys=True)
