@@ -116,7 +116,7 @@ def test_external_latency(external_names, probe_fleet, ndots2_fleet, k8sdns_sett
     expect(verdict.ok, f"{libc} lookups of a name outside the cluster at ndots 5, per node ({len(per_node)} nodes)",
            f"on each node p99 <= {s.external_p99_ms} ms, at most {stops.allowed_errors(s, s.external_samples)} failed "
            f"of {s.external_samples}, none at the retry signature",
-           verdict.message + stops.stopped_early(at5, s.external_samples) + f"; search tax {taxes.said()}"
+           verdict.message + stops.stopped_early(at5, s.external_samples) + f"; search tax {taxes.said(verdict.failing)}"
            + stops.root_cause(verdict, root_causes),
            "names outside the cluster are slow: check the upstream the cluster DNS forwards to and its cache; "
            "ndots:5 sends the search list first (a trailing dot or ndots:2 in the pod's dnsConfig avoids it)")

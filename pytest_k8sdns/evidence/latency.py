@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from pytest_k8sdns.evidence import stats
 from pytest_k8sdns.evidence.measure import Entity, Measurement, Q
@@ -195,8 +195,18 @@ class SearchTax:
                          shown(wo.p99_ms) if wo else None, p50, p99])
         return header, rows
 
-    def said(self) -> str:
-        return ", ".join(f"{node} x{p50} at p50" for node in self.with_search for p50 in [self.ratios(node)[0]])
+    def said(self, failing: Collection[str] = ()) -> str:
+        """The p50 tax in words: each node's, or only the `failing` nodes' and a range over the
+        others (so that a message about one node names no other)."""
+        named = [node for node in self.with_search if node in failing] or list(self.with_search)
+        parts = [f"{node} x{self.ratios(node)[0]} at p50" for node in named]
+        rest = [p50 for node in self.with_search if node not in named
+                for p50 in [self.ratios(node)[0]] if p50 is not None]
+        if rest:
+            others = len(self.with_search) - len(named)
+            span = f"x{min(rest)}" if min(rest) == max(rest) else f"x{min(rest)} to x{max(rest)}"
+            parts.append(f"the other {others} node{'s' if others > 1 else ''} {span} at p50")
+        return ", ".join(parts)
 
 
 def search_tax(with_search: Mapping[str, LookupLatency], without: Mapping[str, LookupLatency], libc: str) -> SearchTax:
