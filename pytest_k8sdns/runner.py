@@ -74,10 +74,12 @@ def store(cluster: Cluster, namespace: str, name: str, body: client.V1ConfigMap)
 
 def run(directory: Path, configmap: str, pytest_args: Sequence[str]) -> int:
     """Run pytest, then store every file it left in `directory`; pytest's exit status, else 1 when
-    the files could not be stored (so a lost verdict never looks like a pass)."""
+    the files could not be stored (so a lost verdict never looks like a pass). pytest runs in
+    `directory`, so relative output paths, and the files the certification profile writes when no
+    --html / --k8sdns-results is given, land there and are stored too."""
     directory.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "pytest", *pytest_args]
-    status = subprocess.run(argv, check=False).returncode
+    status = subprocess.run(argv, check=False, cwd=directory).returncode
     files = {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
     try:
         namespace = own_namespace()

@@ -120,7 +120,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def _command_env(run: Run) -> Iterator[dict[str, str]]:
     """What a --k8sdns-during command is told: a kubeconfig of its own whose current context is the
     cluster under test (so a bare `kubectl` acts on that cluster, not on the file's own current
-    context), K8SDNS_CONTEXT and K8SDNS_NAMESPACE. The copy is private (0600) and deleted after."""
+    context), K8SDNS_CONTEXT and K8SDNS_NAMESPACE. The copy is private (0600) and deleted after.
+    In a pod (--k8sdns-context=in-cluster) there is no kubeconfig: the command inherits the pod's
+    ServiceAccount, as kubectl in a pod does."""
+    if not run.cluster.kubeconfig:
+        yield {"K8SDNS_CONTEXT": run.cluster.context, "K8SDNS_NAMESPACE": run.namespace}
+        return
     with open(run.cluster.kubeconfig, encoding="utf-8") as fh:
         doc = yaml.safe_load(fh) or {}
     doc["current-context"] = run.cluster.context

@@ -150,10 +150,16 @@ def test_the_job_passes_and_its_files_are_fetched(runner: Run, tmp_path: Path) -
 
 
 def test_a_failing_run_fails_the_job_and_keeps_its_files(runner: Run, tmp_path: Path) -> None:
-    status, job = run_job(runner, tmp_path, "k8sdns-runner-fail", "--k8sdns-p99-ms=0.001", "-k", "latency")
+    # one latency check fails on its bound; check 16 watches a --k8sdns-during command in the pod,
+    # which has no kubeconfig to copy (the command gets the pod's ServiceAccount)
+    status, job = run_job(runner, tmp_path, "k8sdns-runner-fail", "--k8sdns-p99-ms=0.001", "--k8sdns-during=sleep 3",
+                          "-k", "test_lookup_latency or test_dns_during_change")
     assert status == 1 and "Failed" in job["conditions"], job["logs"][-6000:]
     outcomes = {c["nodeid"].split("::", 1)[1]: c["outcome"] for c in job["results"]["checks"]}
     assert "failed" in outcomes.values(), outcomes
+    assert outcomes.get("test_dns_during_change[during]") in ("passed", "failed"), outcomes
+    assert not any(c["nodeid"].endswith("[during]") and "kubeconfig" in (c.get("message") or "")
+                   for c in job["results"]["checks"]), job["logs"][-6000:]
     suite = ET.parse(tmp_path / "junit.xml").getroot()
     suite = suite if suite.tag == "testsuite" else suite[0]
     assert int(suite.get("failures", "0")) >= 1
