@@ -3,10 +3,13 @@ ConfigMap of the pod's own namespace, and fetch them from there after the Job en
 
     python -m pytest_k8sdns.runner run --dir=/results --configmap=k8sdns-results -- PYTEST_ARGS...
     python -m pytest_k8sdns.runner fetch --job=k8sdns-runner --out=DIR [--context=CTX] [--wait=900]
+    python -m pytest_k8sdns.runner sonobuoy -- PYTEST_ARGS...   (fixtures/sonobuoy-plugin.yaml)
 
 `run` exits with pytest's exit status (the Job's verdict) after it has stored every file of --dir,
 gzipped, in the ConfigMap (with the exit status and the Job's uid); `fetch` writes them back to
---out and exits with the stored status. A ConfigMap holds at most 1 MiB.
+--out and exits with the stored status. A ConfigMap holds at most 1 MiB. `sonobuoy` runs pytest as
+a Sonobuoy plugin: its files go to $SONOBUOY_RESULTS_DIR, packed in one tarball that the `done`
+file names, and it exits 0 once they are handed over (the verdict is the JUnit XML in them).
 """
 
 from __future__ import annotations
@@ -153,6 +156,39 @@ def fetch(cluster: Cluster, namespace: str, configmap: str, out: Path, job: str 
     return int(data.get("exit-status", "1"))
 
 
+#: Where Sonobuoy's worker waits for a plugin's files and its done file, unless the pod's env says.
+SONOBUOY_RESULTS_DIR = "/tmp/sonobuoy/results"
+#: The files a run writes, in the Sonobuoy results directory (the plugin's result-format is junit).
+SONOBUOY_OUTPUTS = ("junit.xml", "results.json", "report.html")
+
+
+def sonobuoy_args(directory: Path, pytest_args: Sequence[str]) -> list[str]:
+    """pytest's arguments in a Sonobuoy plugin: in-cluster, the three files in `directory`, then
+    the plugin's own arguments (which may override any of these)."""
+    junit, results, html = (str(directory / name) for name in SONOBUOY_OUTPUTS)
+    return ["-p", "no:cacheprovider", "-rs", "--k8sdns-context=in-cluster", f"--junitxml={junit}",
+            f"--k8sdns-results={results}", f"--html={html}", "--self-contained-html", *pytest_args]
+
+
+def sonobuoy(directory: Path, pytest_args: Sequence[str]) -> int:
+    """Run pytest, pack what it wrote in `directory` into one tarball, and name that in the done
+    file, as Sonobuoy's worker expects; 0 once the files are handed over, whatever the verdict."""
+    import tarfile  # only this mode packs files
+
+    directory.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "pytest", *sonobuoy_args(directory, pytest_args)]
+    status = subprocess.run(argv, check=False, cwd=directory).returncode
+    tarball = directory / "k8sdns.tar.gz"
+    files = sorted(p for p in directory.iterdir() if p.is_file() and p.name not in (tarball.name, "done"))
+    with tarfile.open(tarball, "w:gz") as tar:
+        for path in files:
+            tar.add(path, arcname=path.name)
+    (directory / "done").write_text(str(tarball))
+    print(f"k8sdns runner: pytest exited {status}; handed {', '.join(p.name for p in files) or 'no files'} "
+          f"to Sonobuoy in {tarball}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     own, pytest_args = (args[:args.index("--")], args[args.index("--") + 1:]) if "--" in args else (args, [])
@@ -161,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     r = sub.add_parser("run", help="run pytest (the arguments after --) and store its files in a ConfigMap")
     r.add_argument("--dir", default="/results", help="the directory pytest writes its files to (default /results)")
     r.add_argument("--configmap", default=DEFAULT_CONFIGMAP, help=f"ConfigMap of the pod's namespace (default {DEFAULT_CONFIGMAP})")
+    sub.add_parser("sonobuoy", help="run pytest (the arguments after --) as a Sonobuoy plugin: files to "
+                   "$SONOBUOY_RESULTS_DIR, then the done file")
     f = sub.add_parser("fetch", help="write the files a runner stored to --out; exit with the run's status")
     f.add_argument("--out", default=".", help="directory to write the files to (default .)")
     f.add_argument("--job", help="wait for this Job to finish, and take only its files")
@@ -173,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if ns.cmd == "run":
             return run(Path(ns.dir), ns.configmap, pytest_args)
+        if ns.cmd == "sonobuoy":
+            return sonobuoy(Path(os.environ.get("SONOBUOY_RESULTS_DIR") or SONOBUOY_RESULTS_DIR), pytest_args)
         if pytest_args:
             parser.error("fetch takes no arguments after --")
         cluster = Cluster.from_kubeconfig(ns.kubeconfig, ns.context)
