@@ -337,8 +337,12 @@ def test_load_budget_holds_at_coredns(faulted, tmp_path: Path) -> None:
 
 def test_coredns_cpu_starved(faulted, tmp_path: Path) -> None:
     run, faults = faulted
+    # CFS waits are at most one 100 ms period on a quiet machine, so the p99 CoreDNS's histogram
+    # gives (its 50-100 ms bucket) can sit just under the default 100 ms bound (94.7 ms measured on
+    # 2026-12-02; 253 ms under load): the control judges it at 50 ms, against about 1 ms healthy
     with faults.coredns_cpu_starved():
-        checks = suite(run, tmp_path, "test_loop.py", "test_latency.py::test_server_latency")
+        checks = suite(run, tmp_path, "test_loop.py", "test_latency.py::test_server_latency",
+                       extra=("--k8sdns-p99-ms=50",))
     bad = failed(checks)
     fails_its_targets("coredns_cpu_starved", bad)
     assert set(bad) == {"test_server_latency"}, bad  # slow, but up, Ready and not restarting
