@@ -21,6 +21,7 @@ import gzip
 import os
 import subprocess
 import sys
+import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -173,8 +174,6 @@ def sonobuoy_args(directory: Path, pytest_args: Sequence[str]) -> list[str]:
 def sonobuoy(directory: Path, pytest_args: Sequence[str]) -> int:
     """Run pytest, pack what it wrote in `directory` into one tarball, and name that in the done
     file, as Sonobuoy's worker expects; 0 once the files are handed over, whatever the verdict."""
-    import tarfile  # only this mode packs files
-
     directory.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "pytest", *sonobuoy_args(directory, pytest_args)]
     status = subprocess.run(argv, check=False, cwd=directory).returncode
