@@ -76,14 +76,18 @@ def store(cluster: Cluster, namespace: str, name: str, body: client.V1ConfigMap)
         core.replace_namespaced_config_map(name, namespace, body, _request_timeout=30)
 
 
+def _pytest(directory: Path, pytest_args: Sequence[str]) -> int:
+    """pytest's exit status, run in `directory` (made if missing): relative output paths, and the
+    files the certification profile writes when no --html / --k8sdns-results is given, land there."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return subprocess.run([sys.executable, "-m", "pytest", *pytest_args], check=False, cwd=directory).returncode
+
+
 def run(directory: Path, configmap: str, pytest_args: Sequence[str]) -> int:
     """Run pytest, then store every file it left in `directory`; pytest's exit status, else 1 when
     the files could not be stored (so a lost verdict never looks like a pass). pytest runs in
-    `directory`, so relative output paths, and the files the certification profile writes when no
-    --html / --k8sdns-results is given, land there and are stored too."""
-    directory.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "pytest", *pytest_args]
-    status = subprocess.run(argv, check=False, cwd=directory).returncode
+    `directory` (see _pytest), so what it writes there is stored."""
+    status = _pytest(directory, pytest_args)
     files = {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
     try:
         namespace = own_namespace()
@@ -174,9 +178,7 @@ def sonobuoy_args(directory: Path, pytest_args: Sequence[str]) -> list[str]:
 def sonobuoy(directory: Path, pytest_args: Sequence[str]) -> int:
     """Run pytest, pack what it wrote in `directory` into one tarball, and name that in the done
     file, as Sonobuoy's worker expects; 0 once the files are handed over, whatever the verdict."""
-    directory.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "pytest", *sonobuoy_args(directory, pytest_args)]
-    status = subprocess.run(argv, check=False, cwd=directory).returncode
+    status = _pytest(directory, sonobuoy_args(directory, pytest_args))
     tarball = directory / "k8sdns.tar.gz"
     files = sorted(p for p in directory.iterdir() if p.is_file() and p.name not in (tarball.name, "done"))
     with tarfile.open(tarball, "w:gz") as tar:

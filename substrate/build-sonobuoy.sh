@@ -8,45 +8,38 @@
 source "$(dirname "$0")/lib.sh"
 source "$SUBSTRATE_DIR/versions.env"
 
-# the version goes in as upstream's release build sets it (pkg/buildinfo), so `sonobuoy version`
-# and the default aggregator image tag agree with the module's version
+BIN_DIR="$K8SDNS_CACHE/bin/sonobuoy-$SONOBUOY_VERSION-$SONOBUOY_GO"
+IMAGE="k8sdns.local/sonobuoy:$SONOBUOY_VERSION"
+
 build_sonobuoy() {
-  local out="$K8SDNS_CACHE/bin/sonobuoy-$SONOBUOY_VERSION-$SONOBUOY_GO"
-  if [ -x "$out/sonobuoy" ]; then log "reused $out/sonobuoy"; return; fi
+  if [ -x "$BIN_DIR/sonobuoy" ]; then log "reused $BIN_DIR/sonobuoy"; return; fi
   # `go install mod@version` asks the proxy for the module's version list (deprecations), which is
-  # refused here: build from a wrapper module that requires the exact version instead
+  # refused here: build from a wrapper module that requires the exact version instead (the
+  # version string is in the module's own pkg/buildinfo)
   local work="$K8SDNS_CACHE/go/sonobuoy-wrapper-$SONOBUOY_VERSION"
-  rm -rf "$work" "$out.tmp" && mkdir -p "$work" "$out.tmp"
-  cat > "$work/go.mod" <<MOD
-module k8sdns.local/sonobuoy-wrapper
-
-go 1.23
-
-require github.com/vmware-tanzu/sonobuoy $SONOBUOY_VERSION
-MOD
-  printf 'package tools\n\nimport _ "github.com/vmware-tanzu/sonobuoy"\n' > "$work/tools.go"
-  (cd "$work" && GOTOOLCHAIN=$SONOBUOY_GO GOFLAGS=-mod=mod go build -trimpath -o "$out.tmp/sonobuoy" \
-    -ldflags "-s -w -X github.com/vmware-tanzu/sonobuoy/pkg/buildinfo.Version=$SONOBUOY_VERSION" \
-    github.com/vmware-tanzu/sonobuoy)
-  rm -rf "$out" && mv "$out.tmp" "$out"
-  log "built $out/sonobuoy"
+  rm -rf "$work" "$BIN_DIR.tmp" && mkdir -p "$work" "$BIN_DIR.tmp"
+  printf 'module k8sdns.local/sonobuoy-wrapper\n\ngo 1.23\n\nrequire github.com/vmware-tanzu/sonobuoy %s\n' \
+    "$SONOBUOY_VERSION" > "$work/go.mod"
+  (cd "$work" && GOTOOLCHAIN=$SONOBUOY_GO GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" \
+    -o "$BIN_DIR.tmp/sonobuoy" github.com/vmware-tanzu/sonobuoy)
+  rm -rf "$BIN_DIR" && mv "$BIN_DIR.tmp" "$BIN_DIR"
+  log "built $BIN_DIR/sonobuoy"
 }
 aggregator_image() {
-  local bin="$K8SDNS_CACHE/bin/sonobuoy-$SONOBUOY_VERSION-$SONOBUOY_GO/sonobuoy" image="k8sdns.local/sonobuoy:$SONOBUOY_VERSION"
   local key root
-  key=$(sha256sum "$bin" | cut -c1-16)
-  if [ "$(docker image inspect -f '{{index .Config.Labels "k8sdns.sonobuoy"}}' "$image" 2>/dev/null)" = "$key" ]; then
-    log "reused $image"; return
+  key=$(sha256sum "$BIN_DIR/sonobuoy" | cut -c1-16)
+  if [ "$(docker image inspect -f '{{index .Config.Labels "k8sdns.sonobuoy"}}' "$IMAGE" 2>/dev/null)" = "$key" ]; then
+    log "reused $IMAGE"; return
   fi
   root=$(mktemp -d)
-  mkdir -p "$root/tmp" && chmod 1777 "$root/tmp" && cp "$bin" "$root/sonobuoy"
+  mkdir -p "$root/tmp" && chmod 1777 "$root/tmp" && cp "$BIN_DIR/sonobuoy" "$root/sonobuoy"
   tar --numeric-owner --owner=0 --group=0 -C "$root" -cf - . | docker import \
     --change "LABEL k8sdns.sonobuoy=$key" --change "WORKDIR /" \
-    --change 'CMD ["/sonobuoy", "aggregator", "--no-exit", "-v", "3", "--logtostderr"]' - "$image" >/dev/null \
+    --change 'CMD ["/sonobuoy", "aggregator", "--no-exit", "-v", "3", "--logtostderr"]' - "$IMAGE" >/dev/null \
     || { rm -rf "$root"; die "docker import of the sonobuoy aggregator image failed"; }
   rm -rf "$root"
-  log "built $image"
+  log "built $IMAGE"
 }
 step sonobuoy build_sonobuoy
 step sonobuoy-image aggregator_image
-printf '%s\n' "$K8SDNS_CACHE/bin/sonobuoy-$SONOBUOY_VERSION-$SONOBUOY_GO/sonobuoy"
+printf '%s\n' "$BIN_DIR/sonobuoy"
