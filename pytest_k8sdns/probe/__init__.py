@@ -12,6 +12,7 @@ from pytest_k8sdns.probe.build import (
     probe_command,
 )
 from pytest_k8sdns.probe.jsonschemas import MONITOR_SCHEMAS, SCHEMAS
+from pytest_k8sdns.probe.load import LoadResult, LoadStep
 from pytest_k8sdns.probe.protocol import (
     BURST_COLUMNS,
     CAPTURE_COLUMNS,
@@ -51,6 +52,7 @@ from pytest_k8sdns.probe.schema import (
     parse_capture,
     parse_http,
     parse_info,
+    parse_load,
     parse_lookup,
     parse_monitor_line,
     parse_output,
@@ -58,6 +60,9 @@ from pytest_k8sdns.probe.schema import (
 )
 
 __all__ = [
+    "LoadResult",
+    "LoadStep",
+    "parse_load",
     "BURST_COLUMNS",
     "CLIENTS",
     "COMMANDS",

@@ -15,6 +15,9 @@ from pytest_k8sdns.probe.protocol import (
     CLIENTS,
     FAMILIES,
     LIBCS,
+    LOAD_BUCKETS_NS,
+    LOAD_QTYPES,
+    LOAD_STOPS,
     LOOKUP_COLUMNS,
     MAX_DURATION_S,
     MAX_MONITOR_QPS,
@@ -207,6 +210,21 @@ _SERVE_END = _doc("serve", {"event": {"const": "end"}, "name": _STR, "address": 
                             "queries": _object(dict.fromkeys(PROTOS, _NONNEG)),
                             "outcomes": _object(dict.fromkeys(SERVE_OUTCOMES, _NONNEG)), "lines_dropped": _NONNEG})
 
+# `load`: one tally per step of the ramp, outcomes counted by the step in which the query was sent.
+_LOAD_STEP = _object({
+    "rate": {"type": "number", "exclusiveMinimum": 0},
+    **dict.fromkeys(("sent", "answered", "timeouts", "send_errors", "truncated", "empty"), _NONNEG),
+    "rcodes": {"type": "object", "additionalProperties": _NONNEG},
+    "histogram": {"type": "array", "items": _NONNEG, "minItems": len(LOAD_BUCKETS_NS) + 1,
+                  "maxItems": len(LOAD_BUCKETS_NS) + 1},
+})
+_LOAD = _doc("load", {
+    "server": _STR, "port": _PORT, "qtype": {"enum": list(LOAD_QTYPES)}, "names": {"type": "integer", "minimum": 1},
+    "step_s": {"type": "number"}, "timeout_s": {"type": "number"}, "sockets": {"type": "integer", "minimum": 1},
+    "buckets_ns": {"const": list(LOAD_BUCKETS_NS)}, "steps": {"type": "array", "items": _LOAD_STEP},
+    "late": _NONNEG, "stopped": {"enum": list(LOAD_STOPS)}, "elapsed_s": {"type": "number", "minimum": 0},
+})
+
 # One per protocol.COMMANDS entry, in its order (tests/probe checks it).
 SCHEMAS: dict[str, dict[str, Any]] = {
     "info": _doc(
@@ -294,6 +312,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     ),
     "monitor": _MONITOR_END,
     "serve": _SERVE_END,
+    "load": _LOAD,
 }
 
 # serve's lines by their event, as protocol.SERVE_EVENTS orders them.

@@ -16,7 +16,7 @@ import socket
 # (`serve`, added later, streams its own lines and changes no earlier document: still 4.)
 PROBE_VERSION = 4
 
-COMMANDS = ("info", "lookup", "burst", "query", "capture", "http", "monitor", "serve")
+COMMANDS = ("info", "lookup", "burst", "query", "capture", "http", "monitor", "serve", "load")
 
 # Lookup rows are compact integer arrays (a run keeps up to MAX_LOOKUPS of them), named by these.
 LOOKUP_COLUMNS = ("name_index", "start_offset_ns", "latency_ns", "ok", "error_code", "n_addrs")
@@ -81,3 +81,13 @@ MAX_CAPTURED = 20000  # queries kept by `capture`; further ones are forwarded bu
 MAX_PENDING_UDP = 512  # upstream UDP exchanges in flight in the forwarder
 MAX_TCP_CLIENTS = 32
 MAX_HTTP_BYTES = 16 * 1024 * 1024
+
+# `load` (the capacity ramp): raw UDP queries at paced rates, one document at the end. Latencies
+# are counted in buckets: LOAD_BUCKETS_NS are the upper edges (15 % apart, 20 µs to 10 s); a
+# histogram has one count more, for what took longer than the last edge.
+LOAD_QTYPES = {"A": 1, "AAAA": 28, "SRV": 33, "PTR": 12, "TXT": 16}
+LOAD_BUCKETS_NS = tuple(int(20_000 * 1.15**i) for i in range(95))
+MAX_LOAD_QPS = 200000.0
+MAX_LOAD_STEPS = 600
+MAX_LOAD_SOCKETS = 64
+LOAD_STOPS = ("done", "loss")  # every step sent; or two steps in a row lost more than stop_loss

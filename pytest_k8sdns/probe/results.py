@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pytest_k8sdns.errors import PodError
+from pytest_k8sdns.probe.load import LoadResult
 
 
 @dataclass(frozen=True)
@@ -370,4 +371,4 @@ class MonitorStdinError:
 
 MonitorLine = MonitorStart | list[MonitorRow] | MonitorChased | MonitorStdinError | MonitorEnd
 
-ProbeResult = ProbeInfo | LookupResult | QueryResult | CaptureResult | HttpResult
+ProbeResult = ProbeInfo | LookupResult | QueryResult | CaptureResult | HttpResult | LoadResult

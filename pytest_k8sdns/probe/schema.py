@@ -14,6 +14,7 @@ import jsonschema
 
 from pytest_k8sdns.errors import PodError
 from pytest_k8sdns.probe.jsonschemas import MONITOR_SCHEMAS, SCHEMAS, SERVE_SCHEMAS
+from pytest_k8sdns.probe.load import LoadResult
 from pytest_k8sdns.probe.protocol import (
     BURST_COLUMNS,
     CLIENTS,
@@ -261,6 +262,8 @@ def parse_output(command: str, output: str | bytes, *, where: str = "") -> Probe
         )
     if command == "http":
         return HttpResult(**{k: doc[k] for k in HttpResult.__dataclass_fields__})
+    if command == "load":
+        return LoadResult.from_doc(doc)
     return CaptureResult(
         listen=doc["listen"],
         upstream=tuple(doc["upstream"]),
@@ -310,5 +313,9 @@ def parse_http(output: str | bytes, *, where: str = "") -> HttpResult:
     return _typed("http", output, where, HttpResult)
 
 
-__all__ = ["load_document", "parse_burst", "parse_capture", "parse_http", "parse_info", "parse_lookup",
+def parse_load(output: str | bytes, *, where: str = "") -> LoadResult:
+    return _typed("load", output, where, LoadResult)
+
+
+__all__ = ["load_document", "parse_burst", "parse_capture", "parse_http", "parse_info", "parse_load", "parse_lookup",
            "parse_monitor_line", "parse_output", "parse_query"]

@@ -19,6 +19,7 @@ from .capture import cmd_capture
 from .common import ArgError, emit
 from .http import cmd_http
 from .info import cmd_info
+from .load import cmd_load
 from .lookup import cmd_burst, cmd_lookup
 from .monitor import cmd_monitor
 from .query import cmd_query
@@ -39,6 +40,7 @@ HANDLERS: dict[str, Command] = {
     "http": cmd_http,
     "monitor": cmd_monitor,
     "serve": cmd_serve,
+    "load": cmd_load,
 }
 
 
