@@ -27,7 +27,7 @@ from ..protocol import (
     MAX_LOAD_STEPS,
 )
 from .common import ArgError, arg, ip_arg, mono
-from .udpsocket import question
+from .udpsocket import query_message, question
 from .wire import rcode_builtin
 
 BATCH = 64  # queries sent at most between two looks at the sockets, so replies never queue long
@@ -74,24 +74,22 @@ class Ramp:
 
     def send(self, step: int) -> None:
         i = self.sent % len(self.socks)
+        wire_question = self.questions[self.sent % len(self.questions)]
+        self.sent += 1
+        tally = self.steps[step]
+        tally["sent"] += 1
         qid = self.next_id[i]
         for _ in range(65536):  # the next ID not in flight on this socket
             if (i << 16 | qid) not in self.inflight:
                 break
             qid = (qid + 1) & 0xFFFF
         else:  # every ID in flight on this socket: counted as a send error, never waited for
-            self.steps[step]["sent"] += 1
-            self.steps[step]["send_errors"] += 1
-            self.sent += 1
+            tally["send_errors"] += 1
             return
         self.next_id[i] = (qid + 1) & 0xFFFF
-        wire = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + self.questions[self.sent % len(self.questions)]
-        self.sent += 1
-        tally = self.steps[step]
-        tally["sent"] += 1
         now = mono()
         try:
-            self.socks[i].send(wire)
+            self.socks[i].send(query_message(qid, wire_question))
         except OSError:  # a full send buffer or an ICMP error queued on the socket
             tally["send_errors"] += 1
             return
@@ -106,9 +104,7 @@ class Ramp:
             for _ in range(4096):
                 try:
                     wire = sock.recv(65535)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:  # ICMP port unreachable and the like: the query it belongs to times out
+                except OSError:  # drained (EAGAIN), or an ICMP error: its query times out
                     break
                 now = mono()
                 if len(wire) < 12:

@@ -42,6 +42,11 @@ def question(name: str, qtype: int) -> bytes:
     return out + struct.pack("!HH", qtype, 1)
 
 
+def query_message(qid: int, wire_question: bytes) -> bytes:
+    """A query with ID qid, RD set and the one question `question()` built."""
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + wire_question
+
+
 
 
 class SocketClient:
@@ -88,7 +93,7 @@ class SocketClient:
             # registered before sending: the reply may come before sendto returns
             self.waiting[qid] = (idx, start, wire_question)
             self.deadlines.append((start + self.timeout_ns, qid, start))
-        message = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + wire_question  # RD set, one question
+        message = query_message(qid, wire_question)
         try:
             self.sock.sendto(message, (self.server, DNS_PORT))
         except OSError as exc:
