@@ -66,6 +66,11 @@ _growth = _checked("_growth", float, lambda v: v >= 1, "a growth ratio must be a
 _nonnegative_int = _checked("_nonnegative_int", int, lambda v: v >= 0, "must not be negative")
 _budget = _checked("_budget", float, lambda v: math.isfinite(v) and v > 0, "a query budget must be a finite number above 0")
 _positive_int = _checked("_positive_int", int, lambda v: v >= 1, "must be at least 1")
+_share = _checked("_share", float, lambda v: 0 <= v <= 1, "a share must be between 0 and 1")
+_load_rate = _checked("_load_rate", float, lambda v: 100 <= v <= 200_000, "the ramp's last rate must be 100 to 200000 "
+                      "queries/s")
+_step_s = _checked("_step_s", float, lambda v: 0.1 <= v <= 60, "a ramp step lasts 0.1 to 60 s")
+_ramp_growth = _checked("_ramp_growth", float, lambda v: 1.01 <= v <= 4, "a ramp's growth per step must be 1.01 to 4")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -148,9 +153,26 @@ OPTIONS: tuple[Option, ...] = (
            "serve: `corefile` as its kubernetes plugin's `pods` option says (none when disabled), or pin the "
            "promise your workloads rely on: insecure (any pod IP), verified (only existing pods'), disabled (none)",
            choices=("corefile", "insecure", "verified", "disabled")),
+    Option("capacity", _yes_no, False, "ramp raw queries against the cluster DNS Service until it breaks, per query "
+           "class (check 20; opt-in: it loads the DNS it measures)"),
+    Option("capacity_max_loss", _share, 0.01, "capacity: largest share of a ramp step's queries lost or wrongly "
+           "answered before the knee (0.01 = 1 percent)", threshold=True),
+    Option("capacity_p99_ms", _positive_float, 100.0, "capacity: bound on a ramp step's p99 answer latency, ms",
+           unit="ms", threshold=True),
+    Option("capacity_min_headroom", _positive_float, 2.0, "capacity: smallest knee over the demand (2 = the DNS "
+           "takes twice today's load)", threshold=True),
+    Option("capacity_demand_qps", _positive_float, 0.0, "capacity: the demand to plan for, queries/s; the measured "
+           "rate of coredns_dns_requests_total counts when higher", unit="1/s"),
+    Option("capacity_max_rate", _load_rate, 50000.0, "capacity: the ramp's last rate, all load pods together",
+           unit="1/s"),
+    Option("capacity_step_s", _step_s, 1.0, "capacity: seconds per ramp step", unit="s"),
+    Option("capacity_growth", _ramp_growth, 1.1, "capacity: each ramp step's rate over the last's (1.1 = +10 "
+           "percent: the knee is found within 10 percent)"),
+    Option("capacity_pods", _positive_int, 4, "capacity: probe pods that send the load, spread over the chosen "
+           "nodes (both libcs' pods count)"),
 )
 #: options given as a bare flag (`--k8sdns-strict-clients`), true when given; their ini twin says true or false
-FLAG_OPTIONS = ("strict_clients", "host_network")
+FLAG_OPTIONS = ("strict_clients", "host_network", "capacity")
 _BY_NAME = {opt.name: opt for opt in OPTIONS}
 
 
@@ -214,6 +236,15 @@ class Settings:
     strict_clients: bool = default("strict_clients")
     pod_records: str = default("pod_records")
     host_network: bool = default("host_network")
+    capacity: bool = default("capacity")
+    capacity_max_loss: float = default("capacity_max_loss")
+    capacity_p99_ms: float = default("capacity_p99_ms")
+    capacity_min_headroom: float = default("capacity_min_headroom")
+    capacity_demand_qps: float = default("capacity_demand_qps")
+    capacity_max_rate: float = default("capacity_max_rate")
+    capacity_step_s: float = default("capacity_step_s")
+    capacity_growth: float = default("capacity_growth")
+    capacity_pods: int = default("capacity_pods")
 
     @property
     def active(self) -> bool:

@@ -24,7 +24,8 @@ from pytest_k8sdns.verdict.expect import client_findings
 from pytest_k8sdns.verdict.gate import Gate
 
 pytest_plugins = ["pytest_k8sdns.fixtures", "pytest_k8sdns.monitor.fixtures", "pytest_k8sdns.dualstack_fixtures",
-                  "pytest_k8sdns.nameserver_fixtures", "pytest_k8sdns.search_fixtures"]
+                  "pytest_k8sdns.nameserver_fixtures", "pytest_k8sdns.search_fixtures",
+                  "pytest_k8sdns.capacity_fixtures"]
 
 
 
@@ -73,6 +74,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "k8sdns_check(number): the REFERENCE.md section 2 check a test implements")
     config.addinivalue_line("markers", "k8sdns_libc(name): the libc flavour a test measures (glibc or musl)")
     config.addinivalue_line("markers", "k8sdns_last: run after every other test (it judges the whole run)")
+    config.addinivalue_line("markers", "k8sdns_late: run after the other checks, before the k8sdns_last ones "
+                                       "(it loads the cluster)")
     cli = {name[len("k8sdns_"):]: value for name, value in vars(config.option).items() if name.startswith("k8sdns_")}
     try:
         settings = cfg.resolve(cli, config.getini)
@@ -97,7 +100,8 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(problem)
         certification.certification_defaults(config)
         config.pluginmanager.register(
-            certification.Certification(lambda: _facts(config), change_asked=bool(settings.during or settings.disruptive)),
+            certification.Certification(lambda: _facts(config), change_asked=bool(settings.during or settings.disruptive),
+                                      capacity_asked=settings.capacity),
             "k8sdns-certification")
     results = Results()
     config.stash[RESULTS_KEY] = results
@@ -138,7 +142,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.stash[SETTINGS_KEY].active:
         # checks that judge the whole run (restarts "during the run") go last; the sort is stable
-        items.sort(key=lambda item: item.get_closest_marker("k8sdns_last") is not None)
+        # and checks that load the cluster (capacity) just before them, so that no other check measures
+        # a cluster still busy with their load
+        items.sort(key=lambda item: 2 if item.get_closest_marker("k8sdns_last") else
+                   1 if item.get_closest_marker("k8sdns_late") else 0)
         return
     suite = _suite_dir()
     if any(Path(str(item.path)).is_relative_to(suite) for item in items):

@@ -42,6 +42,8 @@ class Results:
         self.plots: dict[str, list[tuple[str, bytes]]] = {}
         #: a change's timeline per check (check 16 and gates with the k8sdns_monitor fixture)
         self.timelines: dict[str, dict[str, Any]] = {}
+        #: a query class's capacity ramp per check (check 20)
+        self.capacities: dict[str, dict[str, Any]] = {}
         self.outcomes: dict[str, dict[str, Any]] = {}
         self.meta: dict[str, dict[str, Any]] = {}
         self.facts: dict[str, Any] = {}
@@ -71,6 +73,9 @@ class Results:
 
     def timeline(self, nodeid: str, doc: dict[str, Any]) -> None:
         self.timelines[nodeid] = doc
+
+    def capacity(self, nodeid: str, doc: dict[str, Any]) -> None:
+        self.capacities[nodeid] = doc
 
     def plot(self, nodeid: str, title: str, png: bytes) -> None:
         self.plots.setdefault(nodeid, []).append((title, png))
@@ -109,7 +114,7 @@ class Results:
     def document(self, settings: dict[str, Any]) -> dict[str, Any]:
         checks = []
         summary = {k: 0 for k in OUTCOMES}
-        for nodeid in sorted(set(self.outcomes) | set(self.measurements) | set(self.timelines)):
+        for nodeid in sorted(set(self.outcomes) | set(self.measurements) | set(self.timelines) | set(self.capacities)):
             outcome = self.outcomes.get(nodeid, {"outcome": "unknown"})
             summary[outcome["outcome"]] = summary.get(outcome["outcome"], 0) + 1
             meta = self.meta.get(nodeid, {})
@@ -121,6 +126,7 @@ class Results:
                 "measurements": self.measurements.get(nodeid, {}),
                 "series": self.series.get(nodeid, {}),
                 **({"timeline": self.timelines[nodeid]} if nodeid in self.timelines else {}),
+                **({"capacity": self.capacities[nodeid]} if nodeid in self.capacities else {}),
             })
         return {
             "schema_version": SCHEMA_VERSION,

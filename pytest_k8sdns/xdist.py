@@ -28,6 +28,10 @@ def refuse_what_workers_cannot_share(config: pytest.Config, settings: Settings) 
         raise pytest.UsageError(
             "--k8sdns-during and --k8sdns-disruptive change the cluster while checks run, and under xdist other "
             "workers' checks would measure the change too; use -n 0")
+    if settings.capacity:
+        raise pytest.UsageError(
+            "--k8sdns-capacity loads the cluster DNS to its knee, and under xdist other workers' checks would run "
+            "under that load and their queries would count in the ramp; use -n 0")
     if settings.namespace:
         raise pytest.UsageError(
             f"--k8sdns-namespace={settings.namespace} holds one run at a time and xdist runs one per worker; use -n 0, "
@@ -37,7 +41,7 @@ def refuse_what_workers_cannot_share(config: pytest.Config, settings: Settings) 
 class XdistEvidence:
     """Carries what each check recorded from an xdist worker to the controller, which writes the files."""
 
-    STORES = ("measurements", "series", "timelines")
+    STORES = ("measurements", "series", "timelines", "capacities")
 
     def __init__(self, results: Results, *, worker: bool) -> None:
         self.results = results

@@ -60,6 +60,12 @@ class Q:
     PROPAGATION_P50 = "propagation.p50"  # from ready to the name answering, s (entity: kind, node, libc)
     PROPAGATION_P99 = "propagation.p99"
     NEGATIVE_WINDOW = "propagation.negative_window"  # a pre-asked name's NXDOMAIN after its Service existed, s
+    CAPACITY_KNEE = "capacity.knee"  # answers/s of the ramp's last step within the bounds (entity: class)
+    CAPACITY_PEAK = "capacity.peak"  # the most answers/s of any step
+    CAPACITY_HEADROOM = "capacity.headroom"  # knee over demand
+    CAPACITY_DEMAND = "capacity.demand"  # the rate of coredns_dns_requests_total before the ramp, 1/s
+    CAPACITY_MULTIPLIER = "capacity.queries_per_lookup"  # server-side queries per libc lookup of an external name
+    CAPACITY_CPU = "capacity.cpu_at_knee"  # cores one DNS pod used at the knee (entity: class, pod)
 
 
 #: The upgrade gate's rules, by quantity: a p99 that may grow only by --k8sdns-max-p99-growth, and

@@ -42,5 +42,9 @@ class Recorder:
         """A change's raw timeline (monitor.timeline.document plus the change): in the results file."""
         self._results.timeline(self._nodeid, doc)
 
+    def capacity(self, doc: dict[str, Any]) -> None:
+        """A query class's capacity ramp, judged (verdict.capacity.document): in the results file."""
+        self._results.capacity(self._nodeid, doc)
+
     def plot(self, title: str, png: bytes) -> None:
         self._results.plot(self._nodeid, title, png)

@@ -117,6 +117,14 @@ class ProbePod:
     def query(self, server: str, name: str, **args: Any) -> results.QueryResult:
         return schema.parse_query(self.run("query", {"server": server, "name": name, **args}), where=self.where)
 
+    def load(self, server: str, names: Sequence[str], rates: Sequence[float], exec_timeout_s: float = 300,
+             **args: Any) -> results.LoadResult:
+        """A capacity ramp (payload/load.py); `exec_timeout_s` bounds the exec, args (the query
+        timeout_s among them) go to the probe."""
+        doc = self.run("load", {"server": server, "names": list(names), "rates": list(rates), **args},
+                       timeout_s=exec_timeout_s)
+        return schema.parse_load(doc, where=self.where)
+
     def capture(self, upstream: Sequence[str], names: Sequence[str], **args: Any) -> results.CaptureResult:
         doc = self.run("capture", {"upstream": list(upstream), "names": list(names), **args})
         return schema.parse_capture(doc, where=self.where)

@@ -18,6 +18,8 @@ NODELOCAL_CHECK = 14
 CHANGE_CHECK = 16
 #: Dual-stack is check 19; it skips on a single-stack cluster (no Service gets an IPv6 ClusterIP)
 DUALSTACK_CHECK = 19
+#: Capacity is check 20; it skips unless asked for (--k8sdns-capacity): it loads the DNS it measures
+CAPACITY_CHECK = 20
 
 
 def certification_usage_problem(config: pytest.Config, suite: Path) -> str | None:
@@ -47,11 +49,13 @@ def certification_defaults(config: pytest.Config) -> None:
 class Certification:
     """Registered under --k8sdns-profile=certification: a skip becomes a failure, except the
     NodeLocal checks on a cluster without NodeLocal DNSCache (required when present), check 16
-    when no change was asked for, and check 19 (dual-stack) on a single-stack cluster."""
+    when no change was asked for, check 19 (dual-stack) on a single-stack cluster, and check 20
+    (capacity) when --k8sdns-capacity was not given."""
 
-    def __init__(self, facts: Any, change_asked: bool = False) -> None:
+    def __init__(self, facts: Any, change_asked: bool = False, capacity_asked: bool = False) -> None:
         self._facts = facts  # callable returning the run's facts, or None before the run started
         self._change_asked = change_asked
+        self._capacity_asked = capacity_asked
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
@@ -65,6 +69,8 @@ class Certification:
         if number == NODELOCAL_CHECK and no_nodelocal:
             return report
         if number == DUALSTACK_CHECK and str(facts.get("ip_families", "")).startswith("single-stack"):
+            return report
+        if number == CAPACITY_CHECK and not self._capacity_asked:
             return report
         params = getattr(getattr(item, "callspec", None), "params", {})
         if number == CHANGE_CHECK and (not self._change_asked or (no_nodelocal and params.get("k8sdns_change") ==
