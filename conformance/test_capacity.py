@@ -52,8 +52,8 @@ def test_capacity(query_class, k8sdns_capacity, k8sdns_record):
                         [[s.asked_qps, round(s.sent_qps), round(s.answered_qps), round(100 * s.bad_share, 3), s.p50_ms,
                           s.p99_ms, s.held, s.why] for s in c.steps])
     k8sdns_record.plot(f"capacity ramp: {query_class}",
-                       ramp_png([s.sent_qps for s in c.steps], [s.p50_ms for s in c.steps], [s.p99_ms for s in c.steps],
-                                [100 * s.bad_share for s in c.steps], c.knee_qps, cap.bounds.p99_ms,
+                       ramp_png([s.asked_qps for s in c.steps], [s.p50_ms for s in c.steps], [s.p99_ms for s in c.steps],
+                                [100 * s.bad_share for s in c.steps], c.knee, cap.bounds.p99_ms,
                                 100 * cap.bounds.max_loss, f"{query_class}: {c.qname} against {cap.server}"))
     queued = c.broke is not None and (c.broke.p99_ms or 0) > cap.bounds.p99_ms
     expect(verdict.ok, f"capacity of {query_class} names",

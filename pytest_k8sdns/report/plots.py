@@ -107,11 +107,12 @@ def png_img(png: bytes, alt: str) -> str:
     return f"<img class='k8sdns-plot' alt='{html.escape(alt, quote=True)}' src='data:image/png;base64,{data}'/>"
 
 
-def ramp_png(sent_qps: Sequence[float], p50_ms: Sequence[float | None], p99_ms: Sequence[float | None],
-             bad_pct: Sequence[float], knee_qps: float | None, p99_bound_ms: float, max_bad_pct: float,
+def ramp_png(asked_qps: Sequence[float], p50_ms: Sequence[float | None], p99_ms: Sequence[float | None],
+             bad_pct: Sequence[float], knee: tuple[float, float] | None, p99_bound_ms: float, max_bad_pct: float,
              title: str) -> bytes:
-    """A capacity ramp: p50 and p99 (top) and the share lost or wrong (bottom) against the rate
-    sent, the bounds dotted and the knee a dashed vertical line."""
+    """A capacity ramp: p50 and p99 (top) and the share lost or wrong (bottom) against each step's
+    offered rate, the bounds dotted and the knee (its step's offered rate, its answered rate) a
+    dashed vertical line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,25 +121,25 @@ def ramp_png(sent_qps: Sequence[float], p50_ms: Sequence[float | None], p99_ms: 
     fig, (lat, loss) = plt.subplots(2, 1, sharex=True, figsize=(6, 4.4), dpi=100)
     try:
         for label, values, style in (("p50", p50_ms, "-"), ("p99", p99_ms, "-")):
-            pairs = [(x, y) for x, y in zip(sent_qps, values, strict=True) if y is not None and x > 0]
+            pairs = [(x, y) for x, y in zip(asked_qps, values, strict=True) if y is not None and x > 0]
             if pairs:
                 lat.plot([x for x, _ in pairs], [y for _, y in pairs], style, marker=".", label=label)
         lat.axhline(p99_bound_ms, color="grey", linestyle=":", label=f"p99 bound {p99_bound_ms:g} ms")
         lat.set_yscale("log")
         lat.set_ylabel("latency (ms)")
-        loss.plot([x for x in sent_qps if x > 0], [b for x, b in zip(sent_qps, bad_pct, strict=True) if x > 0],
+        loss.plot([x for x in asked_qps if x > 0], [b for x, b in zip(asked_qps, bad_pct, strict=True) if x > 0],
                   marker=".", color="#e53935", label="lost or wrong")
         loss.axhline(max_bad_pct, color="grey", linestyle=":", label=f"bound {max_bad_pct:g} %")
         loss.set_ylabel("share (%)")
-        loss.set_xlabel("queries/s sent")
-        if any(x > 0 for x in sent_qps):
+        loss.set_xlabel("queries/s offered (all load pods)")
+        if any(x > 0 for x in asked_qps):
             loss.set_xscale("log")
         for ax in (lat, loss):
-            if knee_qps:
-                ax.axvline(knee_qps, color="black", linestyle="--", linewidth=1)
+            if knee:
+                ax.axvline(knee[0], color="black", linestyle="--", linewidth=1)
             ax.grid(True, which="both", alpha=0.3)
-        if knee_qps:
-            lat.text(knee_qps, 1.02, f" knee {knee_qps:.0f} qps", transform=lat.get_xaxis_transform(), fontsize=8)
+        if knee:
+            lat.text(knee[0], 1.02, f" knee {knee[1]:.0f} qps answered", transform=lat.get_xaxis_transform(), fontsize=8)
         lat.legend(loc="upper left", fontsize=8)
         loss.legend(loc="upper left", fontsize=8)
         lat.set_title(title, fontsize=9, pad=14)

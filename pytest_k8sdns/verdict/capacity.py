@@ -112,12 +112,15 @@ class ClassCapacity:
     def knee_qps(self) -> float | None:
         """The answered rate of the last step that held before the first that broke (or of the
         ramp's last step when none broke); None when the first step already broke."""
-        held = []
-        for step in self.steps:
-            if not step.held:
-                break
-            held.append(step)
-        return max((s.answered_qps for s in held), default=None)
+        knee = self.knee
+        return None if knee is None else knee[1]
+
+    @property
+    def knee(self) -> tuple[float, float] | None:
+        """(offered, answered) rate of the knee's step."""
+        held = [s for s in self.steps[:self.steps.index(self.broke)]] if self.broke else list(self.steps)
+        best = max(held, key=lambda s: s.answered_qps, default=None)
+        return None if best is None else (best.asked_qps, best.answered_qps)
 
     @property
     def peak_qps(self) -> float:
