@@ -39,6 +39,7 @@ START_DELAY_S = 4.0
 DEMAND_WINDOW_S = 5.0
 #: libc lookups of the external name per libc for the search-list multiplier.
 MULTIPLIER_LOOKUPS = 20
+MULTIPLIER_SECONDS = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,18 +115,19 @@ class Multiplier:
 def multiplier(scrape: Scraper, pods: Mapping[str, ProbePod], name: str, background_qps: float | None,
                lookups: int = MULTIPLIER_LOOKUPS) -> Multiplier:
     """Each libc's pod looks `name` up `lookups` times (as a workload would, through the search
-    list); the counters' growth, less the background demand's share, over the lookups."""
+    list); the counters' growth, less the background demand's share, over the lookups made
+    (those of at most MULTIPLIER_SECONDS: a DNS that does not answer costs libc timeouts)."""
     out: dict[str, float | None] = {}
     for libc, pod in pods.items():
         a = scrape()
-        pod.lookup([name], count=lookups, qps=20)
+        made = len(pod.lookup([name], count=lookups, qps=20, concurrency=4, duration_s=MULTIPLIER_SECONDS).rows)
         b = scrape()
         grown = {p: v * (b.at - a.at) for p, v in rate(a, b, "requests").items()}
         if not grown or len(grown) < len(a.requests):
             out[libc] = None
             continue
         own = sum(grown.values()) - (background_qps or 0.0) * (b.at - a.at)
-        out[libc] = round(max(own, 0.0) / lookups, 2)
+        out[libc] = round(max(own, 0.0) / made, 2) if made else None
     return Multiplier(name, lookups, out)
 
 

@@ -12,7 +12,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "coredns_killed_during_run": ("test_no_restarts_during_run",),
     "loopback_upstream_without_loop": ("test_corefile_analysis",),
     "packet_loss": ("test_lookup_latency", "test_retry_signature"),
-    "coredns_cpu_starved": ("test_server_latency",),
+    "coredns_cpu_starved": ("test_server_latency", "test_capacity"),
     "node_client_loss": ("test_lookup_latency", "test_retry_signature", "test_every_replica_answers"),
     "replica_silent": ("test_every_replica_answers", "test_lookup_latency"),
     "musl_search_limit": ("test_resolv_conf_shape", "test_dns_config_applied", "test_partial_names"),

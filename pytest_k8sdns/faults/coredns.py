@@ -242,6 +242,22 @@ class CoreDNSFaults(FaultBase):
         finally:
             self.coredns_rolled_out(300)
 
+    @contextlib.contextmanager
+    def coredns_scaled(self, replicas: int = 1, cpu_millicores: int | None = None) -> Iterator[None]:
+        """CoreDNS runs `replicas` pods (one instead of kubeadm's two: half the capacity where each
+        replica is bound by its own CPU), each under a CPU limit of `cpu_millicores` if given; the
+        replica count and the resources block are put back as they were."""
+        dep = self.coredns.read()
+        path = "/spec/template/spec/containers/0/resources"
+        saved: dict[str, Any] = dep["spec"]["template"]["spec"]["containers"][0].get("resources") or {}
+        patch: dict[str, Any] = {"/spec/replicas": replicas}
+        if cpu_millicores is not None:
+            cpu = f"{cpu_millicores}m"
+            patch[path] = {**saved, "limits": {**saved.get("limits", {}), "cpu": cpu},
+                           "requests": {**saved.get("requests", {}), "cpu": cpu}}
+        with patched(self.coredns, patch, settle=self.coredns_rolled_out):
+            yield
+
     def _wait_coredns_running(self, timeout_s: float) -> None:
         """Wait for the rollout's new pods to run (not to be Ready: a starved CoreDNS may never be)."""
         def look() -> tuple[bool, str]:

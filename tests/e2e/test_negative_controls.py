@@ -18,6 +18,7 @@ from test_kind_session import GLIBC_IMAGE, MUSL_IMAGE
 from pytest_k8sdns.faults import TARGETS, Faults
 from pytest_k8sdns.plugin import _suite_dir
 from pytest_k8sdns.session import Run
+from pytest_k8sdns.verdict.capacity import CLASSES
 
 SUITE = _suite_dir()
 #: small samples: a lost packet costs 5 s (glibc) or 2.5 s (musl), so fault runs stay short; 100
@@ -335,6 +336,11 @@ def test_load_budget_holds_at_coredns(faulted, tmp_path: Path) -> None:
 
 # ---- the cluster DNS server itself and the records it serves --------------------------------
 
+#: A short capacity ramp (check 20): 100 to 2000 queries/s in 8 half-second steps per class,
+#: judged against a planned demand of 250 queries/s at the default headroom x2 (500 needed).
+CAPACITY = ("--k8sdns-capacity", "--k8sdns-capacity-step-s=0.5", "--k8sdns-capacity-growth=1.6",
+            "--k8sdns-capacity-max-rate=2000", "--k8sdns-capacity-demand-qps=250")
+
 def test_coredns_cpu_starved(faulted, tmp_path: Path) -> None:
     run, faults = faulted
     # CFS waits are at most one 100 ms period on a quiet machine, so the p99 CoreDNS's histogram
@@ -343,10 +349,17 @@ def test_coredns_cpu_starved(faulted, tmp_path: Path) -> None:
     with faults.coredns_cpu_starved():
         checks = suite(run, tmp_path, "test_loop.py", "test_latency.py::test_server_latency",
                        extra=("--k8sdns-p99-ms=50",))
+        # the capacity ramp on its own session, so that the loop checks above judge the fault alone
+        capacity = suite(run, tmp_path, "test_capacity.py", extra=CAPACITY)
     bad = failed(checks)
-    fails_its_targets("coredns_cpu_starved", bad)
     assert set(bad) == {"test_server_latency"}, bad  # slow, but up, Ready and not restarting
     assert "server-side p99" in bad["test_server_latency"], bad
+    starved = failed(capacity)
+    print("starved capacity:", {n: c["capacity"]["knee_qps"] for n, c in capacity.items()})
+    fails_its_targets("coredns_cpu_starved", {**bad, **starved})
+    assert set(starved) == {f"test_capacity[{c}]" for c in CLASSES}, starved
+    for name, message in starved.items():  # no knee, or one below the demand the run plans for
+        assert "first step already broke" in message or "< x2" in message, message
 
 
 def test_coredns_killed_during_run(faulted, tmp_path: Path) -> None:
@@ -522,9 +535,14 @@ def test_every_fault_undone(faulted, tmp_path: Path) -> None:
     """The healthy control: the whole healthy selection passes on this cluster. It runs after every
     fault above was undone, so it shows both that the checks pass on a healthy cluster and that no
     fault left anything behind; alone (`-k`) it is the healthy run. Once here instead of before the
-    faults and again after each (each inner run costs its session's set-up, about 20 s)."""
+    faults and again after each (each inner run costs its session's set-up, about 20 s). The short
+    capacity ramp runs in it too (late, before the restart check that spans the run)."""
     run, _ = faulted
-    checks = suite(run, tmp_path, *HEALTHY)
+    checks = suite(run, tmp_path, *HEALTHY, "test_capacity.py", extra=CAPACITY)
+    for c in CLASSES:
+        cap = checks[f"test_capacity[{c}]"]["capacity"]
+        print(f"capacity {c}: knee {cap['knee_qps']} qps, broke at {cap['broke_at_qps']}, headroom {cap['headroom']}, "
+              f"cpu {cap['cpu_at_knee']}, queries per lookup {cap['multiplier']}")
     for name in ("test_new_names_answer_soon[service]", "test_new_names_answer_soon[headless-pod]", "test_negative_window"):
         m = checks[name]["measurements"]
         print(name, {k: v["value"] for k, v in m.items() if "[" not in k})
