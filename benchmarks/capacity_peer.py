@@ -122,8 +122,10 @@ def main() -> int:
     parser.add_argument("--loss-pct", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--replica-cpu-m", type=int, default=250)
+    parser.add_argument("--parts", default="peer,replicas", help="peer (resperf, dnsperf), replicas, or both")
     args = parser.parse_args()
-    image = build_peer_image()
+    parts = set(args.parts.split(","))
+    image = build_peer_image() if "peer" in parts else ""
     figures: dict[str, list[float]] = {}
 
     def keep(key: str, value: float | None) -> None:
@@ -133,11 +135,12 @@ def main() -> int:
 
     with warm_cluster("bench-peer") as run:
         assert run.kind is not None
-        run.kind.load_images([image])
+        if image:
+            run.kind.load_images([image])
         server = run.cluster.call("get", "services", "kube-system", run.cluster.core.read_namespaced_service,
                                   "kube-dns", "kube-system").spec.cluster_ip
-        peer = start_peer(run, image)
-        for r in range(args.rounds):
+        peer = start_peer(run, image) if image else ""
+        for r in range(args.rounds if "peer" in parts else 0):
             print(f"round {r + 1}", flush=True)
             out = peer_exec(run, peer, resperf_command(server, 53, DATAFILE, max_qps=int(args.max_qps), ramp_s=args.ramp_s,
                                                        loss_pct=args.loss_pct, clients=8, timeout_s=1.0))
@@ -158,10 +161,12 @@ def main() -> int:
             keep("load 1 pod sent/s", sent)
             keep("load 1 pod answered/s", answered)
         faults = Faults(run.cluster, run.kind)
-        for replicas in (2, 1):
+        for replicas in (2, 1) if "replicas" in parts else ():
             with faults.coredns_scaled(replicas, args.replica_cpu_m):
                 cap = ours(run, max_qps=args.max_qps, pods_n=2)
                 keep(f"ours, {replicas} replica(s) at {args.replica_cpu_m}m, knee", cap["knee_qps"])
+                print(f"    broke at {cap['broke_at_qps']} qps ({cap['broke_because']}); cores per DNS pod at the "
+                      f"knee {cap['cpu_at_knee']}", flush=True)
 
     def m(key: str) -> float:
         return median(figures.get(key, []))
@@ -169,13 +174,16 @@ def main() -> int:
     print("\nmedians over rounds:")
     for key in figures:
         print(f"  {key}: {m(key):.0f}")
-    print(f"knee ratio ours(1 pod)/resperf: {m('ours, 1 pod, knee (loss only)') / m('resperf max throughput'):.2f} "
-          f"(target 0.85-1.15)")
-    print(f"knee ratio ours(2 pods)/resperf: {m('ours, 2 pods, knee (loss only)') / m('resperf max throughput'):.2f}")
-    print(f"one-pod max ratio load/dnsperf, sent: {m('load 1 pod sent/s') / m('dnsperf 1 pod sent/s'):.2f}; answered: "
-          f"{m('load 1 pod answered/s') / m('dnsperf 1 pod answered/s'):.2f} (target >= 0.5)")
-    two_r, one_r = m(f"ours, 2 replica(s) at {args.replica_cpu_m}m, knee"), m(f"ours, 1 replica(s) at {args.replica_cpu_m}m, knee")
-    print(f"one replica / two replicas knee: {one_r / two_r:.2f} (expected about 0.5)")
+    if "peer" in parts:
+        print(f"knee ratio ours(1 pod)/resperf: {m('ours, 1 pod, knee (loss only)') / m('resperf max throughput'):.2f} "
+              f"(target 0.85-1.15)")
+        print(f"knee ratio ours(2 pods)/resperf: {m('ours, 2 pods, knee (loss only)') / m('resperf max throughput'):.2f}")
+        print(f"one-pod max ratio load/dnsperf, sent: {m('load 1 pod sent/s') / m('dnsperf 1 pod sent/s'):.2f}; answered: "
+              f"{m('load 1 pod answered/s') / m('dnsperf 1 pod answered/s'):.2f} (target >= 0.5)")
+    if "replicas" in parts:
+        two_r = m(f"ours, 2 replica(s) at {args.replica_cpu_m}m, knee")
+        one_r = m(f"ours, 1 replica(s) at {args.replica_cpu_m}m, knee")
+        print(f"one replica / two replicas knee: {one_r / two_r:.2f} (expected about 0.5)")
     return 0
 
 
