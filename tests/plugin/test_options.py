@@ -81,6 +81,11 @@ def test_missing_kubeconfig(pytester: pytest.Pytester) -> None:
                                "label selector"),
     ([], "k8sdns_nodes = zone in eu", "--k8sdns-nodes='zone in eu' is not valid"),
     (["--k8sdns-max-qps=0"], "", "--k8sdns-max-qps='0' is not valid (a query budget must be a finite number above 0)"),
+    (["--k8sdns-capacity-growth=1"], "", "--k8sdns-capacity-growth='1' is not valid (a ramp's growth per step must be "
+                                         "1.01 to 4)"),
+    ([], "k8sdns_capacity_max_rate = 500000", "ini option k8sdns_capacity_max_rate='500000' is not valid (the ramp's "
+                                              "last rate must be 100 to 200000 queries/s)"),
+    (["--k8sdns-capacity-max-loss=2"], "", "--k8sdns-capacity-max-loss='2' is not valid (a share must be between 0 and 1)"),
 ])
 def test_bad_values_one_line(pytester: pytest.Pytester, args: list[str], ini: str, needle: str) -> None:
     assert needle in _usage_error_line(pytester, args, ini)

@@ -149,9 +149,11 @@ def test_xdist_root_causes_found_in_a_worker_reach_the_controller(pytester: pyte
                       "make the cluster once (python -m pytest_k8sdns.devcluster up) and pass its --k8sdns-context, or use -n 0"),
     ("--k8sdns-namespace=work", "--k8sdns-namespace=work holds one run at a time and xdist runs one per worker; "
                                 "use -n 0, or drop --k8sdns-namespace so that each worker makes its own namespace"),
+    ("--k8sdns-capacity", "--k8sdns-capacity loads the cluster DNS to its knee, and under xdist other workers' checks "
+                          "would run under that load and their queries would count in the ramp; use -n 0"),
 ])
 def test_xdist_refuses_what_workers_cannot_share(pytester: pytest.Pytester, option: str, needle: str) -> None:
-    args = ["-n", "2", option] + (["--k8sdns-context=x", "--k8sdns-kubeconfig=/nonexistent"] if "namespace" in option else [])
+    args = ["-n", "2", option] + (["--k8sdns-context=x", "--k8sdns-kubeconfig=/nonexistent"] if "kind" not in option else [])
     result = pytester.runpytest_subprocess(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert _one_error_line(result) == f"ERROR: {needle}"

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from test_capacity_verdict import BOUNDS, step
 
-from pytest_k8sdns.evidence.capacity import ClassRun, Multiplier, Scrape, counter_sums, document, rate
+from pytest_k8sdns.evidence.capacity import (
+    ClassRun,
+    Multiplier,
+    Scrape,
+    counter_sums,
+    document,
+    rate,
+)
 from pytest_k8sdns.probe.load import LoadResult
 from pytest_k8sdns.results import Results, validate
 from pytest_k8sdns.verdict.capacity import Demand, judge, judge_class
