@@ -11,6 +11,7 @@ give the server-side queries each client lookup costs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -208,14 +209,15 @@ def ramp_class(name: str, pods: Sequence[ProbePod], server: str, qnames: Sequenc
     sampler = _Sampler(scrape, plan.step_s) if scrape is not None else None
     pool = ThreadPoolExecutor(max_workers=len(pods), thread_name_prefix="k8sdns-capacity")
     try:
-        if sampler is not None:
-            sampler.__enter__()
-        futures = {pod.name: pool.submit(pod.load, server, qnames, rates, exec_timeout, **args) for pod in pods}
-        results = {pod: f.result() for pod, f in futures.items()}
-    finally:
-        if sampler is not None:
-            sampler.__exit__(None, None, None)
-        pool.shutdown(wait=True, cancel_futures=True)
+        with sampler if sampler is not None else contextlib.nullcontext():
+            futures = {pod.name: pool.submit(pod.load, server, qnames, rates, exec_timeout, **args) for pod in pods}
+            results = {pod: f.result() for pod, f in futures.items()}
+    except BaseException:
+        # Ctrl-C, SIGTERM or one pod's failure: the run's cleanup deletes the pods, which ends the
+        # other execs, so it is not held up until their ramps end
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     ramps: list[Sequence[LoadStep]] = [r.steps for r in results.values()]
     capacity = judge_class(name, qnames[0].rstrip("."), ramps, plan.step_s, bounds)
     return ClassRun(capacity, results, start_at, tuple(sampler.scrapes) if sampler else ())
