@@ -51,7 +51,6 @@ class CapacityRun:
     demand: Demand
     multiplier: evidence.Multiplier
     classes: Mapping[str, evidence.ClassRun]
-    load_pods: tuple[str, ...]  # where each load pod ran: "pod on node"
 
 
 @pytest.fixture(scope="session")
@@ -85,5 +84,4 @@ def measure(run: Run, probe_fleet: Fleet, coredns: CoreDNSInspector, cluster_dom
     ramp_plan, judged_by = plan(settings), bounds(settings)
     classes = {name: evidence.ramp_class(name, pods, server, qnames[name], "A", ramp_plan, judged_by, scrape)
                for name in CLASSES}
-    return CapacityRun(server, ramp_plan, judged_by, demand, multiplier, classes,
-                       tuple(f"{p.name} on {p.node}" for p in pods))
+    return CapacityRun(server, ramp_plan, judged_by, demand, multiplier, classes)

@@ -118,7 +118,8 @@ class ClassCapacity:
     @property
     def knee(self) -> tuple[float, float] | None:
         """(offered, answered) rate of the knee's step."""
-        held = [s for s in self.steps[:self.steps.index(self.broke)]] if self.broke else list(self.steps)
+        broke = self.broke
+        held = self.steps[:self.steps.index(broke)] if broke is not None else self.steps
         best = max(held, key=lambda s: s.answered_qps, default=None)
         return None if best is None else (best.asked_qps, best.answered_qps)
 
