@@ -40,11 +40,13 @@ def test_whole_suite_passes_on_healthy_cluster(kind_session: dict) -> None:
     assert not failed
     skipped = {c["nodeid"] for c in checks if c["outcome"] == "skipped"}
     # only NodeLocal skips on the healthy cluster (none deployed): its checks, and check 16's rollout of it;
-    # and the dual-stack checks, on this single-stack cluster (tests/e2e/test_kind_dualstack.py runs them)
+    # the dual-stack checks, on this single-stack cluster (tests/e2e/test_kind_dualstack.py runs them);
+    # and the opt-in capacity check (tests/e2e/test_negative_controls.py runs it)
     assert skipped and all("test_nodelocal.py" in n or n.endswith("[nodelocal-rollout]") or "test_dualstack.py" in n
-                           for n in skipped), skipped
+                           or "test_capacity.py" in n for n in skipped), skipped
     assert all("no NodeLocal DNSCache deployed" in c["message"] or "no NodeLocal DNSCache DaemonSet" in c["message"]
-               or "single-stack cluster: Service " in c["message"] for c in checks if c["outcome"] == "skipped")
+               or "single-stack cluster: Service " in c["message"] or "pass --k8sdns-capacity" in c["message"]
+               for c in checks if c["outcome"] == "skipped")
     for libc in ("glibc", "musl"):
         assert outcomes[f"test_lookup_latency[{libc}]"] == "passed"
     # the packaged suite, found without a path, in a directory outside the checkout

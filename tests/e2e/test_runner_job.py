@@ -136,9 +136,10 @@ def test_the_job_passes_and_its_files_are_fetched(runner: Run, tmp_path: Path) -
     assert doc["cluster"]["namespace"] == NAMESPACE and doc["cluster"]["context"] == "in-cluster"
     outcomes = {c["nodeid"].split("::", 1)[1]: c["outcome"] for c in doc["checks"]}
     assert set(outcomes.values()) <= {"passed", "skipped"}, outcomes
-    # as in test_rbac with only the shipped role: NodeLocal, changes and hostNetwork pods skip
+    # as in test_rbac with only the shipped role: NodeLocal, changes and hostNetwork pods skip; capacity is opt-in
     assert all("test_nodelocal.py" in c["nodeid"] or "test_change.py" in c["nodeid"]
-               or "test_host_network_pods" in c["nodeid"] for c in doc["checks"] if c["outcome"] == "skipped")
+               or "test_host_network_pods" in c["nodeid"] or "test_capacity.py" in c["nodeid"]
+               for c in doc["checks"] if c["outcome"] == "skipped")
     assert sum("test_dualstack.py" in c["nodeid"] and c["outcome"] == "passed" for c in doc["checks"]) == 7
     assert sum(o == "passed" for o in outcomes.values()) >= 40, outcomes
     suite = ET.parse(tmp_path / "junit.xml").getroot()
