@@ -6,14 +6,17 @@ the probe's `load` from one pod against dnsperf from one pod, and one CoreDNS re
 One kind cluster made the way --k8sdns-kind makes it (one worker: CoreDNS, the load pods and the
 peer pod share it). The peer pod runs substrate/build-dnsperf.sh's image (Debian's dnsperf 2.10.0).
 Each round, on kubernetes.default.svc.cluster.local A against the kube-dns Service:
-  - resperf -m MAX -r RAMP -L LOSS from one pod: its maximum throughput within the loss;
+  - resperf -m MAX -r RAMP -L LOSS -C 8 -F 0 from one pod: its maximum throughput within the loss
+    (-F 0: the test goes on when resperf's sender falls behind);
   - the packaged check, `pytest --k8sdns-capacity` (test_capacity[internal]), with one load pod and
-    with two, the ramp 10 % per second up to MAX; its knee judged by loss only (p99 bound 1 s, as
-    resperf has none) and, from the same steps, by the default bounds too;
+    with two, 8 sockets each as resperf's 8 clients, the ramp 10 % per second up to MAX; its knee
+    judged by loss only (p99 bound 1 s, as resperf has none) and, from the same steps, by the
+    default bounds too;
   - dnsperf -l 10 from one pod (8 sockets, 2 threads, 500 outstanding) against `load` from one pod
     asked for MAX for 5 s: queries sent and answered per second.
 Then CoreDNS under a CPU limit of --replica-cpu-m per pod, with one replica and with two: the knee
-of each (two load pods). Prints figures and ratios; asserts nothing.
+of each (two load pods, --replica-sockets each, so that the flows spread over both). Prints
+figures and ratios; asserts nothing.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from pytest_k8sdns.session import Run
 
 NAME = "kubernetes.default.svc.cluster.local"
 DATAFILE = "/tmp/queries.txt"
+#: sockets of resperf (-C), dnsperf (-c) and ours in the peer part: the same flows on each side
+PEER_SOCKETS = 8
 ROOT = HERE.parent
 
 
@@ -108,7 +113,8 @@ def one_pod_max(run: Run, server: str, max_qps: float, seconds: int = 5) -> tupl
     spec = ProbeSpec(key="load-max", libc="glibc", image=GLIBC_IMAGE)
     started = probes.start(run.cluster, run.namespace, run.run_id, [spec], timeout_s=180, image_options={})
     try:
-        result = started["load-max"].load(server, [NAME + "."], [max_qps] * seconds, step_s=1.0, sockets=8)
+        result = started["load-max"].load(server, [NAME + "."], [max_qps] * seconds, step_s=1.0,
+                                      sockets=PEER_SOCKETS)
     finally:
         probes.stop(run.cluster, run.namespace, started)
     merged = LoadStep.merged(list(result.steps[1:]))  # the first second warms up
@@ -122,6 +128,8 @@ def main() -> int:
     parser.add_argument("--loss-pct", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--replica-cpu-m", type=int, default=250)
+    parser.add_argument("--replica-sockets", type=int, default=32, help="sockets per load pod in the replica part: "
+                        "kube-proxy pins each flow to one replica, so few flows load two replicas unevenly")
     parser.add_argument("--parts", default="peer,replicas", help="peer (resperf, dnsperf), replicas, or both")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -143,17 +151,19 @@ def main() -> int:
         for r in range(args.rounds if "peer" in parts else 0):
             print(f"round {r + 1}", flush=True)
             out = peer_exec(run, peer, resperf_command(server, 53, DATAFILE, max_qps=int(args.max_qps), ramp_s=args.ramp_s,
-                                                       loss_pct=args.loss_pct, clients=8, timeout_s=1.0))
+                                                       loss_pct=args.loss_pct, clients=PEER_SOCKETS, timeout_s=1.0,
+                                                       fall_behind=0))
             res = parse_resperf(out)
             keep("resperf max throughput", res.max_throughput_qps)
             if res.fell_behind_at_qps:
                 print(f"  (resperf fell behind at {res.fell_behind_at_qps} qps)")
-            one = ours(run, max_qps=args.max_qps, pods_n=1)
+            same_flows = (f"--k8sdns-capacity-sockets={PEER_SOCKETS}",)  # as many source ports as resperf's -C
+            one = ours(run, max_qps=args.max_qps, pods_n=1, extra=same_flows)
             keep("ours, 1 pod, knee (loss only)", one["knee_qps"])
             keep("ours, 1 pod, knee (default bounds: p99 100 ms)", knee_within(one, 100.0))
-            two = ours(run, max_qps=args.max_qps, pods_n=2)
+            two = ours(run, max_qps=args.max_qps, pods_n=2, extra=same_flows)
             keep("ours, 2 pods, knee (loss only)", two["knee_qps"])
-            dp = parse_dnsperf(peer_exec(run, peer, dnsperf_command(server, 53, DATAFILE, seconds=10, clients=8,
+            dp = parse_dnsperf(peer_exec(run, peer, dnsperf_command(server, 53, DATAFILE, seconds=10, clients=PEER_SOCKETS,
                                                                       threads=2, max_outstanding=500, timeout_s=1.0)))
             keep("dnsperf 1 pod sent/s", dp.queries_sent / dp.run_time_s)
             keep("dnsperf 1 pod answered/s", dp.qps)
@@ -163,7 +173,8 @@ def main() -> int:
         faults = Faults(run.cluster, run.kind)
         for replicas in (2, 1) if "replicas" in parts else ():
             with faults.coredns_scaled(replicas, args.replica_cpu_m):
-                cap = ours(run, max_qps=args.max_qps, pods_n=2)
+                spread = (f"--k8sdns-capacity-sockets={args.replica_sockets}",)
+                cap = ours(run, max_qps=args.max_qps, pods_n=2, extra=spread)
                 keep(f"ours, {replicas} replica(s) at {args.replica_cpu_m}m, knee", cap["knee_qps"])
                 print(f"    broke at {cap['broke_at_qps']} qps ({cap['broke_because']}); cores per DNS pod at the "
                       f"knee {cap['cpu_at_knee']}", flush=True)

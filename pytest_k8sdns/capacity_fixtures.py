@@ -34,7 +34,8 @@ def plan(settings: Settings) -> evidence.RampPlan:
     """The ramp every class runs; the pods stop once two steps in a row lose far past the bound."""
     rates = rate_ramp(min(START_QPS, settings.capacity_max_rate), settings.capacity_max_rate, settings.capacity_growth)
     return evidence.RampPlan(tuple(rates), settings.capacity_step_s, timeout_s=1.0,
-                             stop_loss=min(1.0, max(0.2, 10 * settings.capacity_max_loss)))
+                             stop_loss=min(1.0, max(0.2, 10 * settings.capacity_max_loss)),
+                             sockets=settings.capacity_sockets)
 
 
 def load_pods(fleet: Fleet, count: int) -> list[ProbePod]:

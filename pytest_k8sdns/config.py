@@ -71,6 +71,7 @@ _load_rate = _checked("_load_rate", float, lambda v: 100 <= v <= 200_000, "the r
                       "queries/s")
 _step_s = _checked("_step_s", float, lambda v: 0.1 <= v <= 60, "a ramp step lasts 0.1 to 60 s")
 _ramp_growth = _checked("_ramp_growth", float, lambda v: 1.01 <= v <= 4, "a ramp's growth per step must be 1.01 to 4")
+_sockets = _checked("_sockets", int, lambda v: 1 <= v <= 64, "a load pod has 1 to 64 sockets")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -168,6 +169,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("capacity_step_s", _step_s, 1.0, "capacity: seconds per ramp step", unit="s"),
     Option("capacity_growth", _ramp_growth, 1.1, "capacity: each ramp step's rate over the last's (1.1 = +10 "
            "percent: the knee is found within 10 percent)"),
+    Option("capacity_sockets", _sockets, 32, "capacity: UDP sockets (source ports) per load pod; kube-proxy pins "
+           "each flow to one replica, so few flows can load the replicas unevenly"),
     Option("capacity_pods", _positive_int, 4, "capacity: probe pods that send the load, spread over the chosen "
            "nodes (both libcs' pods count)"),
 )
@@ -244,6 +247,7 @@ class Settings:
     capacity_max_rate: float = default("capacity_max_rate")
     capacity_step_s: float = default("capacity_step_s")
     capacity_growth: float = default("capacity_growth")
+    capacity_sockets: int = default("capacity_sockets")
     capacity_pods: int = default("capacity_pods")
 
     @property

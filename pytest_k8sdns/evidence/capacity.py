@@ -41,8 +41,6 @@ DEMAND_WINDOW_S = 5.0
 #: libc lookups of the external name per libc for the search-list multiplier.
 MULTIPLIER_LOOKUPS = 20
 MULTIPLIER_SECONDS = 10.0
-#: UDP sockets (source ports, so kube-proxy flows) per load pod.
-SOCKETS = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,9 +140,9 @@ class RampPlan:
     step_s: float
     timeout_s: float
     stop_loss: float
-    #: source ports per pod: kube-proxy sends each UDP flow to one replica, so a few flows can load
-    #: one replica and leave another idle (16 flows over 2 replicas measured 0.27 and 0.09 cores)
-    sockets: int = SOCKETS
+    #: source ports per pod (--k8sdns-capacity-sockets): kube-proxy sends each UDP flow to one
+    #: replica, so a few flows can load one replica and leave another idle
+    sockets: int = 32
 
 
 @dataclasses.dataclass(frozen=True)

@@ -86,6 +86,8 @@ def test_missing_kubeconfig(pytester: pytest.Pytester) -> None:
     ([], "k8sdns_capacity_max_rate = 500000", "ini option k8sdns_capacity_max_rate='500000' is not valid (the ramp's "
                                               "last rate must be 100 to 200000 queries/s)"),
     (["--k8sdns-capacity-max-loss=2"], "", "--k8sdns-capacity-max-loss='2' is not valid (a share must be between 0 and 1)"),
+    ([], "k8sdns_capacity_sockets = 0", "ini option k8sdns_capacity_sockets='0' is not valid (a load pod has 1 to 64 "
+                                        "sockets)"),
 ])
 def test_bad_values_one_line(pytester: pytest.Pytester, args: list[str], ini: str, needle: str) -> None:
     assert needle in _usage_error_line(pytester, args, ini)
