@@ -128,8 +128,9 @@ def main() -> int:
     parser.add_argument("--loss-pct", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--replica-cpu-m", type=int, default=250)
-    parser.add_argument("--replica-sockets", type=int, default=32, help="sockets per load pod in the replica part: "
-                        "kube-proxy pins each flow to one replica, so few flows load two replicas unevenly")
+    parser.add_argument("--replica-sockets", type=int, default=None, help="sockets per load pod in the replica part "
+                        "(default: --k8sdns-capacity-sockets's); kube-proxy pins each flow to one replica, so few "
+                        "flows load two replicas unevenly")
     parser.add_argument("--parts", default="peer,replicas", help="peer (resperf, dnsperf), replicas, or both")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -173,7 +174,7 @@ def main() -> int:
         faults = Faults(run.cluster, run.kind)
         for replicas in (2, 1) if "replicas" in parts else ():
             with faults.coredns_scaled(replicas, args.replica_cpu_m):
-                spread = (f"--k8sdns-capacity-sockets={args.replica_sockets}",)
+                spread = (f"--k8sdns-capacity-sockets={args.replica_sockets}",) if args.replica_sockets else ()
                 cap = ours(run, max_qps=args.max_qps, pods_n=2, extra=spread)
                 keep(f"ours, {replicas} replica(s) at {args.replica_cpu_m}m, knee", cap["knee_qps"])
                 print(f"    broke at {cap['broke_at_qps']} qps ({cap['broke_because']}); cores per DNS pod at the "

@@ -142,7 +142,7 @@ class RampPlan:
     stop_loss: float
     #: source ports per pod (--k8sdns-capacity-sockets): kube-proxy sends each UDP flow to one
     #: replica, so a few flows can load one replica and leave another idle
-    sockets: int = 32
+    sockets: int
 
 
 @dataclasses.dataclass(frozen=True)
