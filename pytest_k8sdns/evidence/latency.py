@@ -71,13 +71,17 @@ def lookup_latency(result: LookupResult | Sequence[LookupResult], libc: str,
     failed = [r for r in rows if not r.ok]
     threshold_s = stats.retry_threshold(libc)
     summary = stats.summarise(ok, len(failed), threshold_s)
-    retries = summary.retry_signatures + sum(1 for r in failed if r.latency_s >= threshold_s)
+    # a lookup still running past the threshold when the run stopped is at the retry signature
+    # already, whatever its outcome; one below it is no sample of anything
+    late = sum(1 for run in runs for r in run.in_flight if r.waited_s >= threshold_s)
+    retries = summary.retry_signatures + sum(1 for r in failed if r.latency_s >= threshold_s) + late
     kinds: dict[int, str] = {}
     for run in runs:
         for code, text in run.errors.items():
             kinds.setdefault(code, text)
     return LookupLatency(
-        entity=entity or {"libc": libc}, count=summary.count, errors=summary.errors, error_rate=summary.error_rate,
+        entity=entity or {"libc": libc}, count=summary.count + late, errors=summary.errors,
+        error_rate=summary.errors / (summary.count + late) if summary.count + late else summary.error_rate,
         p50_ms=_ms_of_s(summary.p50), p90_ms=_ms_of_s(summary.p90), p99_ms=_ms_of_s(summary.p99),
         max_ms=_ms_of_s(summary.max), mean_ms=_ms_of_s(summary.mean), retry_signatures=retries,
         rate_per_s=sum(run.totals.rate_per_s for run in runs), samples_ms=tuple(ms(ns) or 0.0 for ns in ok),
@@ -109,13 +113,15 @@ def burst_retries(result: LookupResult | Sequence[LookupResult], libc: str, opti
                   node: str | None = None) -> BurstRetries:
     """The figures of a `burst` run, or of several pods' runs pooled; `option` names a resolver
     option the pod set (single-request-reopen), `node` the node it ran on."""
-    rows = list(result.rows) if isinstance(result, LookupResult) else [r for run in result for r in run.rows]
+    runs = [result] if isinstance(result, LookupResult) else list(result)
+    rows = [r for run in runs for r in run.rows]
     threshold_s = stats.retry_threshold(libc)
+    late = [r.waited_ns for run in runs for r in run.in_flight if r.waited_s >= threshold_s]  # see lookup_latency
     entity: dict[str, str | int] = {"libc": libc, **({"option": option} if option else {}), **({"node": node} if node else {})}
     return BurstRetries(
-        entity=entity, lookups=len(rows), threshold_s=threshold_s,
-        retry_signatures=sum(1 for r in rows if r.latency_s >= threshold_s),
-        max_ms=ms(max((r.latency_ns for r in rows), default=0)),
+        entity=entity, lookups=len(rows) + len(late), threshold_s=threshold_s,
+        retry_signatures=sum(1 for r in rows if r.latency_s >= threshold_s) + len(late),
+        max_ms=ms(max([r.latency_ns for r in rows] + late, default=0)),
     )
 
 

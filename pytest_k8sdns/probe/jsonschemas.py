@@ -80,6 +80,7 @@ _LIBC_RUN = {
     "family": {"enum": list(FAMILIES)},
     "socktype": {"enum": list(SOCKTYPES)},
     "lookups": {"type": "array"},  # integer rows, checked by schema.py (see module docstring)
+    "in_flight": {"type": "array"},  # lookups still running when a stop rule ended the run, likewise
     "addresses": {"type": "array", "items": {"anyOf": [{"type": "null"}, _STRS]}},
     "errors": _ERRORS,
     "totals": _object(

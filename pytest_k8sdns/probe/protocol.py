@@ -14,13 +14,18 @@ import socket
 # 4: `monitor`, the one streaming command: NDJSON lines (start, rows..., end) until told to stop;
 #    a {"chase": [names]} line on its stdin adds names it asks until each answers once.
 # (`serve`, added later, streams its own lines and changes no earlier document: still 4.)
-PROBE_VERSION = 4
+# 5: lookup and burst documents carry in_flight: the lookups still running when a stop rule ended
+#    the run (a rule on latency of any outcome counts them from the moment they pass its bound).
+PROBE_VERSION = 5
 
 COMMANDS = ("info", "lookup", "burst", "query", "capture", "http", "monitor", "serve", "load")
 
 # Lookup rows are compact integer arrays (a run keeps up to MAX_LOOKUPS of them), named by these.
 LOOKUP_COLUMNS = ("name_index", "start_offset_ns", "latency_ns", "ok", "error_code", "n_addrs")
 BURST_COLUMNS = LOOKUP_COLUMNS + ("burst",)
+# A lookup still running when a stop rule ended its run: how long it had been waited for.
+IN_FLIGHT_COLUMNS = ("name_index", "start_offset_ns", "waited_ns")
+BURST_IN_FLIGHT_COLUMNS = IN_FLIGHT_COLUMNS + ("burst",)
 CAPTURE_COLUMNS = ("qname", "qtype", "proto")
 # Monitor rows, streamed in its "rows" lines in the order they finish; client indexes CLIENTS.
 MONITOR_COLUMNS = ("client", "name_index", "start_offset_ns", "latency_ns", "ok", "error_code")

@@ -49,6 +49,21 @@ class LookupRow:
 
 
 @dataclass(frozen=True)
+class InFlightLookup:
+    """A lookup still running when a stop rule ended its run: its outcome is unknown, its latency at
+    least `waited_ns` (a rule on any outcome counted it once it passed the rule's latency)."""
+
+    name_index: int
+    start_offset_ns: int
+    waited_ns: int
+    burst: int | None = None  # the burst index, for `burst` runs
+
+    @property
+    def waited_s(self) -> float:
+        return self.waited_ns / 1e9
+
+
+@dataclass(frozen=True)
 class LookupTotals:
     lookups: int
     ok: int
@@ -71,6 +86,7 @@ class LookupResult:
     totals: LookupTotals
     stopped: str  # protocol.STOP_REASONS: "count", "duration", "limit"; "verdict" when a stop rule tripped
     stop_rule: int | None = None  # the index of the stop rule that tripped, with stopped="verdict"
+    in_flight: tuple[InFlightLookup, ...] = ()  # lookups still running when that rule ended the run
     qps: float | None = None
     concurrency: int | None = None
     bursts: int | None = None

@@ -17,7 +17,9 @@ from pytest_k8sdns.probe.jsonschemas import MONITOR_SCHEMAS, SCHEMAS, SERVE_SCHE
 from pytest_k8sdns.probe.load import LoadResult
 from pytest_k8sdns.probe.protocol import (
     BURST_COLUMNS,
+    BURST_IN_FLIGHT_COLUMNS,
     CLIENTS,
+    IN_FLIGHT_COLUMNS,
     LOOKUP_COLUMNS,
     MONITOR_COLUMNS,
 )
@@ -28,6 +30,7 @@ from pytest_k8sdns.probe.results import (
     CaptureResult,
     DnsRecord,
     HttpResult,
+    InFlightLookup,
     LookupResult,
     LookupRow,
     LookupTotals,
@@ -104,6 +107,11 @@ def _check_rows(command: str, where: str, doc: Mapping[str, Any]) -> None:
             or row[2] < 0
         ):
             raise _fail(command, where, f"returned an invalid row at $.lookups[{i}]: {str(row)[:120]}")
+    width = len(BURST_IN_FLIGHT_COLUMNS if command == "burst" else IN_FLIGHT_COLUMNS)
+    for i, row in enumerate(doc["in_flight"]):
+        if type(row) is not list or len(row) != width or not all(type(v) is int and v >= 0 for v in row) \
+                or not row[0] < n_names:
+            raise _fail(command, where, f"returned an invalid in-flight lookup at $.in_flight[{i}]: {str(row)[:120]}")
     if len(doc["addresses"]) != n_names:
         raise _fail(command, where, f"returned {len(doc['addresses'])} address lists for {n_names} names")
 
@@ -188,11 +196,13 @@ def parse_monitor_line(
 def _lookup_result(doc: Mapping[str, Any]) -> LookupResult:
     burst = doc["command"] == "burst"
     rows = tuple(LookupRow(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6] if burst else None) for r in doc["lookups"])
+    in_flight = tuple(InFlightLookup(r[0], r[1], r[2], r[3] if burst else None) for r in doc["in_flight"])
     return LookupResult(
         names=tuple(doc["names"]),
         family=doc["family"],
         socktype=doc["socktype"],
         rows=rows,
+        in_flight=in_flight,
         addresses=tuple(None if a is None else tuple(a) for a in doc["addresses"]),
         errors={int(code): text for code, text in doc["errors"].items()},
         totals=LookupTotals(**doc["totals"]),

@@ -87,8 +87,16 @@ def stopped_early(runs: Mapping[str, LookupResult], planned: int | None) -> str:
     if not stopped:
         return ""
     of = f" of {planned}" if planned else ""
-    said = ", ".join(f"{node} after {len(run.rows)}{of} lookups" for node, run in stopped)
+    said = ", ".join(f"{node} after {len(run.rows) + len(run.in_flight)}{of} lookups" + _running(run)
+                     for node, run in stopped)
     return f" (sampling stopped once the failure was certain: {said})"
+
+
+def _running(run: LookupResult) -> str:
+    if not run.in_flight:
+        return ""
+    longest = max(r.waited_s for r in run.in_flight)
+    return f" ({len(run.in_flight)} still running, the longest for {longest:.1f} s)"
 
 
 #: The bounds whose breaking means lost queries, whose cause the node x replica matrix can place.

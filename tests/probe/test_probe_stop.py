@@ -4,6 +4,7 @@ the private netns: a run whose verdict is already certain ends and says after ho
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -84,10 +85,37 @@ def test_lookup_counts_only_rows_at_least_as_slow_as_the_rule(probe: ProbeRunner
     timed_out = lookup(probe, {"names": [NX_NAME], "count": 20, "concurrency": 2, "stop_rules": [slow]},
                        resolv_conf=conf)
     assert timed_out.stopped == "verdict" and timed_out.stop_rule == 0
-    # both threads started together; the second's lookup was in flight when the first tripped
-    assert len(timed_out.rows) == 2, timed_out.rows
+    # both threads started together: the second's lookup, if still running when the first tripped,
+    # is reported in flight (a rule on failures cannot count it: it may yet answer)
+    assert len(timed_out.rows) + len(timed_out.in_flight) == 2, timed_out
     assert all(not row.ok and row.latency_ns >= 500_000_000 for row in timed_out.rows)
     assert timed_out.totals.elapsed_ns < 5e9
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_lookup_stops_on_a_lookup_still_running_past_an_any_rule(probe: ProbeRunner, silent_ip: str,
+                                                                 concurrency: int) -> None:
+    """A rule on any outcome counts a lookup from the moment it passes the rule's latency: against a
+    server that never answers, with a 4 s resolver timeout, the run ends at about 0.5 s, not 4 s."""
+    rule = {"outcome": "any", "min_latency_ns": 500_000_000, "more_than": 0}
+    conf = pod_resolv_conf(silent_ip, extra_options="timeout:4 attempts:1")
+    started = time.monotonic()
+    result = lookup(probe, {"names": [NX_NAME], "count": 20, "concurrency": concurrency, "stop_rules": [rule]},
+                    resolv_conf=conf)
+    wall = time.monotonic() - started
+    assert result.stopped == "verdict" and result.stop_rule == 0
+    assert result.rows == () and len(result.in_flight) == concurrency, result
+    assert all(500_000_000 <= r.waited_ns < 2e9 and r.name_index == 0 for r in result.in_flight), result.in_flight
+    assert result.totals.elapsed_ns < 2e9 and wall < 3.5, (result.totals, wall)  # the payload exits, not waits
+
+
+def test_lookup_failed_rule_waits_for_the_running_lookup(probe: ProbeRunner, silent_ip: str) -> None:
+    """The same lookup under a rule on failures: only its end (the 1 s timeout) counts."""
+    rule = {"outcome": "failed", "min_latency_ns": 500_000_000, "more_than": 0}
+    conf = pod_resolv_conf(silent_ip, extra_options="timeout:1 attempts:1")
+    result = lookup(probe, {"names": [NX_NAME], "count": 20, "stop_rules": [rule]}, resolv_conf=conf)
+    assert result.stopped == "verdict" and len(result.rows) == 1 and result.in_flight == ()
+    assert result.rows[0].latency_ns >= 900_000_000
 
 
 def test_lookup_paced_threads_wake_at_the_verdict(probe: ProbeRunner) -> None:
@@ -140,6 +168,17 @@ def test_burst_stops_after_the_burst_that_trips(
     assert [row.burst for row in result.rows] == [b for b in range(n_bursts) for _ in range(2)]
     assert result.totals.ok == result.totals.failed == n_bursts
     assert result.bursts == 10  # as asked; the rows say how many ran
+
+
+def test_burst_stops_on_lookups_still_running_past_an_any_rule(probe: ProbeRunner, silent_ip: str) -> None:
+    rule = {"outcome": "any", "min_latency_ns": 500_000_000, "more_than": 1}
+    conf = pod_resolv_conf(silent_ip, extra_options="timeout:4 attempts:1")
+    result = probe.run("burst", {"names": [NX_NAME], "bursts": 5, "parallel": 3, "interval_s": 0, "stop_rules": [rule]},
+                       resolv_conf=conf)
+    assert isinstance(result, LookupResult) and result.stopped == "verdict" and result.stop_rule == 0
+    assert result.rows == () and len(result.in_flight) == 3, result
+    assert {r.burst for r in result.in_flight} == {0} and all(r.waited_ns >= 500_000_000 for r in result.in_flight)
+    assert result.totals.elapsed_ns < 2e9
 
 
 def test_burst_without_rules_runs_every_burst(probe: ProbeRunner) -> None:

@@ -3,14 +3,16 @@ too; and the root-cause rule that a timed-out lookup is never blamed on its reco
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Sequence
 
 import pytest
 
 from pytest_k8sdns.config import Settings
-from pytest_k8sdns.evidence.latency import lookup_latency
+from pytest_k8sdns.evidence.latency import burst_retries, lookup_latency
 from pytest_k8sdns.probe.results import (
+    InFlightLookup,
     LookupResult,
     LookupRow,
     LookupTotals,
@@ -195,3 +197,19 @@ def test_spoiled_message_names_the_owner_and_never_blames_the_record(causes: lis
     assert ("root cause: replica coredns-a" in text) == bool(causes)
     lowered = text.lower()
     assert "record problem" not in lowered and "search problem" not in lowered and "nxdomain" not in lowered
+
+
+def test_a_lookup_still_running_past_the_threshold_is_a_retry_signature_and_nothing_else() -> None:
+    """The probe ended the run on a lookup still running at 5.2 s (glibc): it counts as a lookup at
+    the retry signature, and neither as a failure nor in the percentiles; one at 1 s counts as nothing."""
+    s = Settings(samples=300, p99_ms=100.0, max_error_rate=0.01)
+    stopped = dataclasses.replace(run([row(1_000_000)] * 3, "verdict"), stop_rule=1,
+                                  in_flight=(InFlightLookup(0, 10, 5_200_000_000), InFlightLookup(0, 20, 10**9)))
+    ev = lookup_latency(stopped, "glibc")
+    assert (ev.count, ev.errors, ev.retry_signatures, ev.p99_ms) == (4, 0, 1, 1.0)
+    assert judge({"worker2": ev}, latency_bounds(s, "glibc")).broken == ("lookups at the retry signature",)
+    assert stopped_early({"worker2": stopped}, 300) == (
+        " (sampling stopped once the failure was certain: worker2 after 5 of 300 lookups (2 still running, the "
+        "longest for 5.2 s))")
+    bursts = burst_retries(dataclasses.replace(stopped, in_flight=(InFlightLookup(0, 10, 3_000_000_000, 0),)), "musl")
+    assert (bursts.lookups, bursts.retry_signatures, bursts.max_ms) == (4, 1, 3000.0)

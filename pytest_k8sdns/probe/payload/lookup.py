@@ -85,8 +85,9 @@ class Lookups:
 
 
 class StopRules:
-    """Early-stop rules: the run ends once more than `more_than` rows match one rule (its outcome,
-    and a latency of at least `min_latency_ns`), as the check's failure is then already certain."""
+    """Early-stop rules: the run ends once more than `more_than` lookups match one rule (its outcome,
+    and a latency of at least `min_latency_ns`), as the check's failure is then already certain. A
+    rule on any outcome also counts a lookup still running past its latency: it can only grow."""
 
     def __init__(self, rules: list[tuple[str, int, int]]) -> None:
         self.rules = rules  # (outcome, min_latency_ns, more_than)
@@ -107,16 +108,78 @@ class StopRules:
                     for i, (outcome, min_latency_ns, _) in enumerate(self.rules):
                         if (outcome == "any" or (outcome == "ok") == bool(ok)) and latency_ns >= min_latency_ns:
                             self.matched[i] += 1
-                for i, (_, _, more_than) in enumerate(self.rules):
-                    if self.matched[i] > more_than:
-                        self.tripped = i
-                        self._event.set()
-                        break
+                self._trip([0] * len(self.rules))
             return self.tripped is not None
+
+    def add_running(self, waited_ns: list[int]) -> bool:
+        """Count, on top of the finished rows, lookups still running this long; True once a rule has
+        tripped. Only rules on any outcome with a latency bound count them: how they end is unknown."""
+        with self._lock:
+            if self.tripped is None:
+                extra = [sum(1 for w in waited_ns if w >= lo) if outcome == "any" and lo > 0 else 0
+                         for outcome, lo, _ in self.rules]
+                self._trip(extra)
+            return self.tripped is not None
+
+    def _trip(self, extra: list[int]) -> None:
+        for i, (_, _, more_than) in enumerate(self.rules):
+            if self.matched[i] + extra[i] > more_than:
+                self.tripped = i
+                self._event.set()
+                return
 
     def pause(self, seconds: float) -> bool:
         """Sleep for the pacing, but wake when a rule trips; True if one has."""
         return self._event.wait(seconds)
+
+
+class Running:
+    """The lookups of a run with stop rules that have started and not finished, and the rows of
+    those that did: both under one lock, so that the rows the run reports and the lookups it
+    reports as in flight never overlap. Once closed, rows finishing later are dropped."""
+
+    def __init__(self, t0: int) -> None:
+        self.t0 = t0
+        self.lock = threading.Lock()
+        self.started: dict[Any, list[int]] = {}  # ticket -> [name index, start ns (, burst)]
+        self.closed = False
+
+    def start(self, ticket: Any, entry: list[int]) -> None:
+        with self.lock:
+            self.started[ticket] = entry
+
+    def finish(self, ticket: Any, rows: list[list[int]], row: list[int]) -> None:
+        with self.lock:
+            del self.started[ticket]
+            if not self.closed:
+                rows.append(row)
+
+    def waited(self, now: int) -> list[int]:
+        with self.lock:
+            return [now - entry[1] for entry in self.started.values()]
+
+    def close(self) -> list[list[int]]:
+        """Stop taking rows; the lookups still running: [name index, start offset, waited (, burst)]."""
+        now = mono()
+        with self.lock:
+            self.closed = True
+            return sorted([e[0], e[1] - self.t0, now - e[1], *e[2:]] for e in self.started.values())
+
+
+#: How often the main thread of a run with stop rules looks at its running lookups.
+WATCH_S = 0.05
+
+
+def _watch(stop: StopRules, threads: list[threading.Thread], running: Running) -> list[list[int]]:
+    """Start the threads and wait for them; but once a stop rule trips, on finished rows or on the
+    lookups still running, return at once with those (their threads, daemons, are left to end)."""
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        if stop.add_running(running.waited(mono())):
+            return running.close()
+        stop.pause(WATCH_S)
+    return running.close()
 
 
 def _stop_rules(args: dict[str, Any]) -> StopRules:
@@ -207,17 +270,23 @@ def cmd_lookup(args: dict[str, Any]) -> dict[str, Any]:
             if not stopping:
                 append(one(i % n_names, t0))
                 continue
-            # Once a rule has tripped no lookup starts; those that passed this check before finish
-            # and are kept (a plain read: add() sets tripped under its lock, once).
+            # Once a rule has tripped no lookup starts (a plain read: add() sets tripped under its
+            # lock, once); those still running are reported as in flight, not waited for.
             if stop.tripped is not None:
                 return
+            running.start(i, [i % n_names, mono()])
             row = one(i % n_names, t0)
-            append(row)
+            running.finish(i, rows, row)
             if stop.add([row]):
                 return
 
     per_thread: list[list[list[int]]] = [[] for _ in range(concurrency)]
-    if concurrency == 1:
+    running = Running(t0)
+    in_flight: list[list[int]] = []
+    if stop:
+        threads = [threading.Thread(target=worker, args=(rows,), daemon=True) for rows in per_thread]
+        in_flight = _watch(stop, threads, running)
+    elif concurrency == 1:
         worker(per_thread[0])
     else:
         threads = [threading.Thread(target=worker, args=(rows,), daemon=True) for rows in per_thread]
@@ -239,6 +308,7 @@ def cmd_lookup(args: dict[str, Any]) -> dict[str, Any]:
             "duration_s": duration_s,
             "stopped": next((why for why in ("verdict", "limit", "duration") if why in stopped), "count"),
             "stop_rule": stop.tripped,
+            "in_flight": in_flight,
         }
     )
     return doc
@@ -275,25 +345,39 @@ def cmd_burst(args: dict[str, Any]) -> dict[str, Any]:
                 if wait > 0:
                     time.sleep(wait / 1e9)  # the burst schedule, not a wait for a condition
                 barrier.wait(timeout=120)
-                row = run.one((b * parallel + j) % n_names, t0)
+                idx = (b * parallel + j) % n_names
+                if not stop:
+                    row = run.one(idx, t0)
+                    row.append(b)
+                    rows.append(row)
+                    continue
+                running.start((b, j), [idx, mono(), b])
+                row = run.one(idx, t0)
                 row.append(b)
-                rows.append(row)
-                if stop:
-                    settled.wait(timeout=120)
-                    if stop.tripped is not None:
-                        return
+                running.finish((b, j), rows, row)
+                settled.wait(timeout=120)
+                if stop.tripped is not None:
+                    return
         except threading.BrokenBarrierError:
-            failures.append("burst barrier broken (a thread stalled for 120 s)")
+            if not running.closed:  # not the barriers' abort by a run that ended on its verdict
+                failures.append("burst barrier broken (a thread stalled for 120 s)")
         except Exception as exc:
             failures.append(f"{type(exc).__name__}: {exc}")
             barrier.abort()
             settled.abort()
 
+    running = Running(t0)
+    in_flight: list[list[int]] = []
     threads = [threading.Thread(target=worker, args=(j, rows), daemon=True) for j, rows in enumerate(per_thread)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    if stop:
+        in_flight = _watch(stop, threads, running)
+        barrier.abort()  # threads that finish their lookup after the verdict end instead of waiting
+        settled.abort()
+    else:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     if failures:
         raise ProbeFailure(failures[0])
     elapsed = mono() - t0
@@ -307,6 +391,7 @@ def cmd_burst(args: dict[str, Any]) -> dict[str, Any]:
             "interval_s": interval_s,
             "stopped": "verdict" if stop.tripped is not None else "count",
             "stop_rule": stop.tripped,
+            "in_flight": in_flight,
         }
     )
     return doc
