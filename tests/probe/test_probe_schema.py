@@ -17,6 +17,7 @@ from pytest_k8sdns.errors import PodError
 from pytest_k8sdns.probe import (
     LOOKUP_COLUMNS,
     PROBE_VERSION,
+    InFlightLookup,
     LookupResult,
     LookupRow,
     ProbeInfo,
@@ -144,7 +145,16 @@ def _lookup_doc(rows: list[Any]) -> dict[str, Any]:
         "duration_s": None,
         "stopped": "count",
         "stop_rule": None,
+        "in_flight": [],
     }
+
+
+@pytest.mark.parametrize("entry", [[0, 1], [1, 1, 2], [0, -1, 2], [0, 1, 2.5], [0, 1, 2, 0], "x"])
+def test_bad_in_flight_lookups_are_caught(entry: Any) -> None:
+    doc = {**_lookup_doc([[0, 0, 1, 1, 0, 1]]), "in_flight": [[0, 5, 6], entry]}
+    with pytest.raises(PodError, match=r"invalid in-flight lookup at \$\.in_flight\[1\]"):
+        parse_output("lookup", json.dumps(doc))
+    assert parse_lookup(json.dumps({**doc, "in_flight": [[0, 5, 6]]})).in_flight == (InFlightLookup(0, 5, 6),)
 
 
 @pytest.mark.parametrize(
