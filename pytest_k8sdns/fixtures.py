@@ -368,7 +368,8 @@ def propagation(k8sdns_run: Run, probe_fleet: Fleet, cluster_domain: str,
             k8sdns_run.cluster, k8sdns_run.namespace, k8sdns_run.run_id, [*pods, *direct.values()], cluster_domain,
             image=s.glibc_image, objects=s.propagation_objects, budget_qps=probe_fleet.budget_qps,
             pod_timeout_s=s.pod_timeout, path=path, path_of=path_of,
-            give_up_s=3 * s.propagation_p99_s, primed_give_up_s=2 * s.negative_window_s + 5)))
+            give_up_s=3 * s.propagation_p99_s, primed_give_up_s=2 * s.negative_window_s + 5,
+            p99_s=s.propagation_p99_s, window_s=s.negative_window_s)))
     finally:
         if direct:
             probes.stop(k8sdns_run.cluster, k8sdns_run.namespace, direct)

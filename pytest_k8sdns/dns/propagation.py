@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -25,12 +26,13 @@ from kubernetes.client.exceptions import ApiException
 
 from pytest_k8sdns.dns.objects import service_manifest
 from pytest_k8sdns.errors import K8sDnsError
-from pytest_k8sdns.evidence.stats import percentile
+from pytest_k8sdns.evidence.stats import percentile, retry_threshold
 from pytest_k8sdns.kube.client import Cluster
-from pytest_k8sdns.monitor.core import Monitor
+from pytest_k8sdns.monitor.core import Monitor, ProbeStream
 from pytest_k8sdns.probe import pods as probes
 from pytest_k8sdns.probe.fleet import QUERIES_PER_LOOKUP
 from pytest_k8sdns.probe.pods import ProbePod, ProbeSpec
+from pytest_k8sdns.probe.protocol import EAI_AGAIN
 
 KINDS = ("service", "headless-pod", "primed")
 #: How often the host looks for headless pods turned Ready.
@@ -79,6 +81,20 @@ def quantile_s(delays: Sequence[Delay], q: float) -> float | None:
     return percentile([d.seconds if d.seconds is not None else float("inf") for d in delays], q)
 
 
+def late_by_timeout(rows: Sequence[tuple[int, int, bool, int]], ready_ns: int, bound_s: float, libc: str) -> bool:
+    """A stream's chased lookups of one name (start unix ns, latency ns, ok, code) already show that
+    its first answer cannot start within `bound_s` of ready, because of a lookup that timed out
+    (EAI_AGAIN, or failed after the libc's retry time) and ended after that moment: the probe asks a
+    name again only once its lookup has ended. Lost queries, not the check's own subject: a name
+    that stays NXDOMAIN is waited for, so that its delay is measured."""
+    limit = ready_ns + int(bound_s * 1e9)
+    threshold_ns = retry_threshold(libc) * 1e9
+    first = min((start for start, _, ok, _ in rows if ok), default=None)
+    return (first is None or first > limit) and any(
+        not ok and (code == EAI_AGAIN or latency >= threshold_ns) and start + latency > limit
+        for start, latency, ok, code in rows)
+
+
 def chase_interval(names_at_once: int, streams: int, budget_qps: float) -> float:
     """How often each chased name is asked, so that all streams chasing together stay in budget."""
     return min(CHASE_EVERY_MAX_S, max(0.1, names_at_once * streams * QUERIES_PER_LOOKUP / budget_qps))
@@ -115,11 +131,15 @@ class _Objects:
 async def measure(cluster: Cluster, namespace: str, run_id: str, pods: Sequence[ProbePod], domain: str, *,
                   image: str, objects: int = 10, primed: int = 3, budget_qps: float = 500.0,
                   give_up_s: float = 15.0, primed_give_up_s: float = 65.0, pod_timeout_s: float = 180.0,
-                  path: str = "cluster DNS", path_of: Mapping[str, str] | None = None) -> Propagation:
+                  path: str = "cluster DNS", path_of: Mapping[str, str] | None = None,
+                  p99_s: float | None = None, window_s: float | None = None) -> Propagation:
     """Primed names first (asked, then their Services created), then `objects` Services at once,
     then a headless Service with `objects` pods; every stream chases each name. A name not answering
     within `give_up_s` (`primed_give_up_s` for the primed ones) counts as never answering.
-    `path_of` names, by pod name, which way each pod asks, when they ask different ways."""
+    `path_of` names, by pod name, which way each pod asks, when they ask different ways.
+    With the bounds given (`p99_s` for Services and pods, `window_s` for the primed names' worst),
+    a wait also ends once every stream has answered or has certainly broken its bound through timed
+    out lookups (late_by_timeout): a stream on a lossy node is not waited for to its give-up."""
     token = secrets.token_hex(3)
     fqdn = (lambda name: f"{name}.{namespace}.svc.{domain}.")
     primed_names = [f"prop-p{i}-{token}" for i in range(primed)]
@@ -131,8 +151,13 @@ async def measure(cluster: Cluster, namespace: str, run_id: str, pods: Sequence[
     made = _Objects(cluster, namespace, run_id)
     ready: dict[str, tuple[str, int]] = {}  # fqdn -> (kind, ready unix ns)
 
-    async def answered_everywhere(names: Sequence[str], deadline: float) -> None:
-        while time.monotonic() < deadline and not all(s.answered(n) for s in monitor.streams for n in names):
+    async def answered_everywhere(names: Sequence[str], deadline: float, bound_s: float | None, allowed: int) -> None:
+        def settled(stream: ProbeStream) -> bool:
+            if all(stream.answered(n) for n in names):
+                return True
+            return bound_s is not None and sum(
+                late_by_timeout(stream.chased.get(n, []), ready[n][1], bound_s, stream.pod.libc) for n in names) > allowed
+        while time.monotonic() < deadline and not all(settled(s) for s in monitor.streams):
             await asyncio.sleep(0.1)
 
     await monitor.start()
@@ -145,17 +170,17 @@ async def measure(cluster: Cluster, namespace: str, run_id: str, pods: Sequence[
         for name in primed_names:
             await asyncio.to_thread(made.service, name)
             ready[fqdn(name)] = ("primed", time.time_ns())
-        await answered_everywhere([fqdn(n) for n in primed_names], time.monotonic() + primed_give_up_s)
+        await answered_everywhere([fqdn(n) for n in primed_names], time.monotonic() + primed_give_up_s, window_s, 0)
         services = [fqdn(f"prop-s{i}-{token}") for i in range(objects)]
         for i, name in enumerate(services):
             await asyncio.to_thread(made.service, f"prop-s{i}-{token}")
             ready[name] = ("service", time.time_ns())
             await monitor.chase([name])
-        await answered_everywhere(services, time.monotonic() + give_up_s)
+        await answered_everywhere(services, time.monotonic() + give_up_s, p99_s, _p99_hides(objects))
         await _headless_pods(cluster, namespace, run_id, made, monitor, image, objects, token, domain, ready,
                              pod_timeout_s)
         await answered_everywhere([n for n, (k, _) in ready.items() if k == "headless-pod"],
-                                  time.monotonic() + give_up_s)
+                                  time.monotonic() + give_up_s, p99_s, _p99_hides(objects))
     finally:
         await monitor.stop()
         await asyncio.to_thread(made.delete)
@@ -168,6 +193,11 @@ async def measure(cluster: Cluster, namespace: str, run_id: str, pods: Sequence[
                                 sum(1 for start, _, ok, _ in rows if not ok and (first is None or start < first)),
                                 (path_of or {}).get(stream.pod.name, "")))
     return Propagation(tuple(delays), path, every)
+
+
+def _p99_hides(count: int) -> int:
+    """Names over the bound a nearest-rank p99 of `count` of them leaves unseen."""
+    return count - math.ceil(0.99 * count)
 
 
 async def _headless_pods(cluster: Cluster, namespace: str, run_id: str, made: _Objects, monitor: Monitor, image: str,

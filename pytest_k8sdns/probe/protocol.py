@@ -42,6 +42,9 @@ SERVE_OUTCOMES = ("answer", "nodata", "nxdomain", "refused", "formerr", "notimp"
 SERVE_STOPS = ("stdin", "duration")
 MAX_SERVED_LINES = 200  # query lines printed; a host that reads late must not block the server
 
+# getaddrinfo's "try again" as the probe reports it from the pod (Linux: glibc and musl share -3,
+# whatever the host running pytest calls it): no answer in time, or SERVFAIL.
+EAI_AGAIN = -3
 # error_code values that are not getaddrinfo's EAI_* codes (those are negative, never 0).
 ERR_ENCODE = -1000  # the name cannot be encoded (IDNA/Unicode error in Python; monitor's socket: not ASCII)
 ERR_OTHER = -1001  # any other exception raised around getaddrinfo

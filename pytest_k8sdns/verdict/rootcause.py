@@ -9,13 +9,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_k8sdns.evidence import stats
+from pytest_k8sdns.probe.protocol import EAI_AGAIN
 from pytest_k8sdns.probe.results import LookupResult, QueryReply
 
 #: The check that places transport failures: which replica or which node's clients lose queries.
 OWNER = "test_replicas.py::test_every_replica_answers"
-#: getaddrinfo's "try again" as the probe reports it from the pod (Linux: glibc and musl share -3,
-#: whatever the host running pytest calls it): no answer in time, or SERVFAIL.
-EAI_AGAIN = -3
 
 
 def lookup_spoiled(result: LookupResult, libc: str) -> str:

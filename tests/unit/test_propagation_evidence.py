@@ -34,3 +34,24 @@ def test_two_ways_are_told_apart_and_each_pooled() -> None:
     assert figures["p99_s[w1/musl/nodelocal]"] == 5.1 and figures["objects"] == 2
     header, rows = evidence.table(p, "service")
     assert header[:3] == ["node", "libc", "path"] and rows[1][:3] == ["w1", "musl", "coredns"]
+
+
+def test_a_stream_is_late_by_timeout_only_when_a_timed_out_lookup_ended_past_the_bound() -> None:
+    """Ready at 0, bound 10 s: the probe asks a name again only once its lookup has ended, so a
+    lookup that timed out and ended past 10 s means the first answer starts past it. A name that
+    stays NXDOMAIN (the check's own subject) is never given up on this way: its delay is measured."""
+    from pytest_k8sdns.dns.propagation import late_by_timeout
+
+    again, nonname = -3, -2
+    timed_out = [(1 * S, 10 * S, False, again)]  # EAI_AGAIN, ended at 11 s
+    assert late_by_timeout(timed_out, 0, 10.0, "glibc")
+    assert not late_by_timeout(timed_out, 0, 12.0, "glibc")  # ended before the bound: may still answer in time
+    assert not late_by_timeout([*timed_out, (5 * S, S // 100, True, 0)], 0, 10.0, "glibc")  # answered at 5 s
+    assert late_by_timeout([*timed_out, (12 * S, S // 100, True, 0)], 0, 10.0, "glibc")  # answered at 12 s
+    slow_nxdomain = [(2 * S, 9 * S, False, nonname)]  # a search candidate timed out: glibc ends in NXDOMAIN
+    assert late_by_timeout(slow_nxdomain, 0, 10.0, "glibc")
+    assert not late_by_timeout([(2 * S, 4 * S, False, nonname)], 0, 1.0, "glibc")  # 4 s: under glibc's 5 s
+    assert late_by_timeout([(2 * S, 4 * S, False, nonname)], 0, 1.0, "musl")  # over musl's 2.5 s
+    denied = [(t * S, S // 100, False, nonname) for t in range(0, 30)]  # NXDOMAIN for 30 s: the subject
+    assert not late_by_timeout(denied, 0, 10.0, "glibc")
+    assert not late_by_timeout([], 0, 10.0, "glibc")
