@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from pytest_k8sdns.probe.pods import ProbePod
+from pytest_k8sdns.probe.results import LookupResult, LookupTotals
 
 T = TypeVar("T")
 
@@ -66,6 +67,7 @@ class Fleet:
         self.nodes: tuple[str, ...] = tuple(dict.fromkeys(node for node, _ in self.pods))
         self.loads: list[Load] = []
         self._lock = threading.Lock()
+        self._batches: dict[tuple[str, tuple[str, ...], str], dict[str, LookupResult]] = {}
 
     def pod(self, node: str, libc: str) -> ProbePod:
         return self.pods[(node, libc)]
@@ -106,3 +108,29 @@ class Fleet:
         if failure is not None:
             raise failure
         return results
+
+    def lookup_in_batch(self, libc: str, names: Sequence[str], name: str, family: str = "inet") -> dict[str, LookupResult]:
+        """One libc lookup of `name` from every node: {node: its result}. The first time any of
+        `names` is asked, all of them are looked up together, in one exec per node with a thread
+        each, so that lookups held up by lost queries wait side by side rather than one by one."""
+        key = (libc, tuple(names), family)
+        if key not in self._batches:
+            batch = list(names)
+            self._batches[key] = self.each(
+                libc, lambda pod: pod.lookup(batch, count=len(batch), concurrency=len(batch), family=family),
+                qps_per_probe=ONE_SHOT_QPS * len(batch))
+        index = key[1].index(name)
+        return {node: one_name(run, index) for node, run in self._batches[key].items()}
+
+
+def one_name(run: LookupResult, index: int) -> LookupResult:
+    """The part of a lookup run that asked names[index], as if it had asked that name alone."""
+    rows = tuple(dataclasses.replace(r, name_index=0) for r in run.rows if r.name_index == index)
+    ok = sum(1 for r in rows if r.ok)
+    codes = {r.error_code for r in rows if not r.ok}
+    elapsed = max((r.start_offset_ns + r.latency_ns for r in rows), default=0)
+    return dataclasses.replace(
+        run, names=(run.names[index],), rows=rows, addresses=(run.addresses[index],),
+        errors={code: text for code, text in run.errors.items() if code in codes}, in_flight=(),
+        totals=LookupTotals(len(rows), ok, len(rows) - ok, elapsed,
+                            round(len(rows) / (elapsed / 1e9), 3) if elapsed > 0 else 0.0))

@@ -146,3 +146,20 @@ def test_loads_are_recorded_from_concurrent_fan_outs() -> None:
     for t in threads:
         t.join()
     assert f.loads == [Load(len(NODES), 8, 50)] * 8
+
+
+def test_one_name_is_that_names_part_of_a_batch_as_if_asked_alone() -> None:
+    from pytest_k8sdns.probe.fleet import one_name
+    from pytest_k8sdns.probe.results import LookupResult, LookupRow, LookupTotals
+
+    rows = (LookupRow(0, 0, 5_000_000, True, 0, 1), LookupRow(1, 10, 10_000_000_000, False, -3, 0),
+            LookupRow(2, 20, 3_000_000, False, -2, 0))
+    batch = LookupResult(("a", "b", "c"), "inet", "any", rows, (("10.0.0.1",), None, None),
+                         {-3: "gaierror: try again", -2: "gaierror: no name"}, LookupTotals(3, 1, 2, 10**10, 0.3),
+                         "count", concurrency=3)
+    b = one_name(batch, 1)
+    assert b.names == ("b",) and b.addresses == (None,) and b.errors == {-3: "gaierror: try again"}
+    assert b.rows == (LookupRow(0, 10, 10_000_000_000, False, -3, 0),)
+    assert (b.totals.lookups, b.totals.ok, b.totals.failed, b.totals.elapsed_ns) == (1, 0, 1, 10_000_000_010)
+    a = one_name(batch, 0)
+    assert a.addresses == (("10.0.0.1",),) and a.errors == {} and a.totals.ok == 1 and a.rows[0].name_index == 0
