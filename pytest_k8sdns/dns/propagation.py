@@ -55,6 +55,8 @@ class Delay:
     failed_before: int  # lookups of it that failed first (NXDOMAIN while it propagated or was cached)
     #: which way the stream's pod asks ("nodelocal", "coredns"); "" when every pod asks one way
     path: str = ""
+    #: of those failed lookups, the ones that timed out (lost queries, not a name still denied)
+    timed_out_before: int = 0
 
     @property
     def seconds(self) -> float | None:
@@ -88,11 +90,14 @@ def late_by_timeout(rows: Sequence[tuple[int, int, bool, int]], ready_ns: int, b
     name again only once its lookup has ended. Lost queries, not the check's own subject: a name
     that stays NXDOMAIN is waited for, so that its delay is measured."""
     limit = ready_ns + int(bound_s * 1e9)
-    threshold_ns = retry_threshold(libc) * 1e9
     first = min((start for start, _, ok, _ in rows if ok), default=None)
     return (first is None or first > limit) and any(
-        not ok and (code == EAI_AGAIN or latency >= threshold_ns) and start + latency > limit
-        for start, latency, ok, code in rows)
+        timed_out(latency, ok, code, libc) and start + latency > limit for start, latency, ok, code in rows)
+
+
+def timed_out(latency_ns: int, ok: bool, code: int, libc: str) -> bool:
+    """A failed lookup that lost queries: EAI_AGAIN, or a failure only after the libc's retry time."""
+    return not ok and (code == EAI_AGAIN or latency_ns >= retry_threshold(libc) * 1e9)
 
 
 def chase_interval(names_at_once: int, streams: int, budget_qps: float) -> float:
@@ -189,9 +194,11 @@ async def measure(cluster: Cluster, namespace: str, run_id: str, pods: Sequence[
         for name, (kind, at) in ready.items():
             rows = sorted(stream.chased.get(name, []))
             first = next((start for start, _, ok, _ in rows if ok), None)
-            delays.append(Delay(kind, name, stream.pod.node, stream.pod.libc, at, first,
-                                sum(1 for start, _, ok, _ in rows if not ok and (first is None or start < first)),
-                                (path_of or {}).get(stream.pod.name, "")))
+            before = [(latency, ok, code) for start, latency, ok, code in rows
+                      if not ok and (first is None or start < first)]
+            delays.append(Delay(kind, name, stream.pod.node, stream.pod.libc, at, first, len(before),
+                                (path_of or {}).get(stream.pod.name, ""),
+                                sum(timed_out(*b, stream.pod.libc) for b in before)))
     return Propagation(tuple(delays), path, every)
 
 

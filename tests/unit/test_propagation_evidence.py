@@ -55,3 +55,12 @@ def test_a_stream_is_late_by_timeout_only_when_a_timed_out_lookup_ended_past_the
     denied = [(t * S, S // 100, False, nonname) for t in range(0, 30)]  # NXDOMAIN for 30 s: the subject
     assert not late_by_timeout(denied, 0, 10.0, "glibc")
     assert not late_by_timeout([], 0, 10.0, "glibc")
+
+
+def test_timed_out_is_a_lost_query_and_never_a_denial() -> None:
+    from pytest_k8sdns.dns.propagation import timed_out
+
+    assert timed_out(10 * S // 1000, False, -3, "glibc")  # EAI_AGAIN however fast (a SERVFAIL too)
+    assert timed_out(5 * S, False, -2, "glibc") and not timed_out(4 * S, False, -2, "glibc")
+    assert timed_out(3 * S, False, -2, "musl")
+    assert not timed_out(20 * S, True, 0, "glibc")  # an answer, however slow, is no failure
