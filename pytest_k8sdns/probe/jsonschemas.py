@@ -297,6 +297,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "unattributed": {"type": "array", "items": _RECORDED_QUERY},
             "dropped": _NONNEG,
             "unanswered": _NONNEG,
+            "resent": _NONNEG,
         },
     ),
     "http": _doc(

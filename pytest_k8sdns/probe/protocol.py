@@ -15,7 +15,8 @@ import socket
 #    a {"chase": [names]} line on its stdin adds names it asks until each answers once.
 # (`serve`, added later, streams its own lines and changes no earlier document: still 4.)
 # 5: lookup and burst documents carry in_flight: the lookups still running when a stop rule ended
-#    the run (a rule on latency of any outcome counts them from the moment they pass its bound).
+#    the run (a rule on latency of any outcome counts them from the moment they pass its bound);
+#    capture takes resend_s and its document counts the forwarder's upstream resends (resent).
 PROBE_VERSION = 5
 
 COMMANDS = ("info", "lookup", "burst", "query", "capture", "http", "monitor", "serve", "load")

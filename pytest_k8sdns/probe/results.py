@@ -278,6 +278,7 @@ class CaptureResult:
     unattributed: tuple[CapturedQuery, ...]
     dropped: int
     unanswered: int
+    resent: int = 0  # queries the forwarder sent its upstream again (resend_s), each counted
 
 
 @dataclass(frozen=True)

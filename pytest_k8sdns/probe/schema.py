@@ -286,6 +286,7 @@ def parse_output(command: str, output: str | bytes, *, where: str = "") -> Probe
         unattributed=tuple(CapturedQuery(q[0], q[1], q[2]) for q in doc["unattributed"]),
         dropped=doc["dropped"],
         unanswered=doc["unanswered"],
+        resent=doc["resent"],
     )
 
 

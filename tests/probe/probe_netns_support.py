@@ -291,6 +291,49 @@ def silent_nameserver(netns: Netns, ip: str = SILENT_IP) -> Iterator[str]:
             proc.wait(5)
 
 
+LOSSY_IP = "127.0.53.8"  # relays to DNS_IP, but drops the first copy of every query (lossy_nameserver)
+
+_LOSSY_RELAY = """\
+import select, socket, sys
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind((sys.argv[1], 53))
+seen = set()
+upstreams = {}
+print("ready", flush=True)
+while True:
+    ready, _, _ = select.select([sock, *upstreams], [], [])
+    for s in ready:
+        if s is sock:
+            wire, client = sock.recvfrom(65535)
+            if wire not in seen:  # the first copy (same ID, same question) is lost on the way
+                seen.add(wire)
+                continue
+            up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            up.connect((sys.argv[2], 53))
+            up.send(wire)
+            upstreams[up] = client
+        else:
+            sock.sendto(s.recv(65535), upstreams.pop(s))
+            s.close()
+"""
+
+
+@contextlib.contextmanager
+def lossy_nameserver(netns: Netns, ip: str = LOSSY_IP, upstream: str = DNS_IP) -> Iterator[str]:
+    """A relay on ip:53 to `upstream` that drops the first copy of each query (the same bytes: ID
+    and question) and relays the later ones: every query is lost once. Yields ip."""
+    argv = netns.argv([sys.executable, "-I", "-c", _LOSSY_RELAY, ip, upstream])
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line.strip() == "ready", f"lossy relay on {ip}:53 did not start (exit {proc.poll()})"
+            yield ip
+        finally:
+            proc.terminate()
+            proc.wait(5)
+
+
 ANSWERING_IP = "127.0.53.2"  # a nameserver that answers every query with one A record (answering_nameserver)
 ANSWER_A = "192.0.2.53"
 

@@ -21,6 +21,7 @@ from probe_netns_support import (
     ProbeRunner,
     expected_qnames,
     forwarder_resolv_conf,
+    lossy_nameserver,
     old_pythons,
     pod_resolv_conf,
 )
@@ -212,6 +213,27 @@ def test_capture_ndots5_costs_eight_queries_for_an_external_name(probe: ProbeRun
     assert len(lookup.queries) == 8
     assert [q.rcode for q in lookup.queries] == ["NXDOMAIN"] * 6 + ["NOERROR"] * 2
     assert lookup.late_queries == 0 and result.unattributed == ()
+
+
+def test_capture_resends_a_lost_query_so_the_libc_never_retries(probe: ProbeRunner) -> None:
+    """Through an upstream that loses every query once: with resend_s the forwarder sends it again
+    and the libc sees one answer per query, in its own order and within its 5 s first timeout;
+    without, the libc waits out its timeout and sends the lost names again."""
+    conf = forwarder_resolv_conf(ndots=5)
+    names = ["api.example.test", "kubernetes.default"]
+    with lossy_nameserver(probe.netns) as lossy:
+        shielded = probe.run("capture", {"upstream": [lossy], "names": names, "resend_s": 0.2}, resolv_conf=conf)
+        assert isinstance(shielded, CaptureResult)
+        for lookup in shielded.lookups:
+            assert lookup.ok and lookup.latency_ns < 2e9, lookup
+            assert len(lookup.qnames) == len(set(lookup.qnames)), lookup.qnames  # no name asked twice
+        assert [len(lookup.queries) for lookup in shielded.lookups] == [8, 4]
+        assert shielded.resent == 12 and shielded.unanswered == 0
+        bare = probe.run("capture", {"upstream": [lossy], "names": names[1:], "timeout": 1.0},
+                         resolv_conf=forwarder_resolv_conf(ndots=5, extra_options="timeout:1"))
+        assert isinstance(bare, CaptureResult) and bare.resent == 0
+        (lookup,) = bare.lookups
+        assert lookup.latency_ns >= 1e9 and len(lookup.queries) > 4, lookup  # the libc's own retries
 
 
 def test_capture_ndots2_tries_a_dotted_name_as_is_first(probe: ProbeRunner) -> None:

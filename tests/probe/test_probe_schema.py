@@ -231,6 +231,7 @@ def test_query_and_record_docs_parse() -> None:
         "unattributed": [],
         "dropped": 0,
         "unanswered": 0,
+        "resent": 0,
     }
     rec = parse_capture(json.dumps(record))
     assert rec.lookups[0].qnames == ("a.x.", "a.")

@@ -54,6 +54,7 @@ def cmd_capture(args: dict[str, Any]) -> dict[str, Any]:
     family = FAMILIES[arg(args, "family", str, "any", choices=FAMILIES)]
     quiet_s = arg(args, "quiet_s", float, 0.2, lo=0.0, hi=5.0)
     timeout = arg(args, "timeout", float, 3.0, lo=0.01, hi=30.0)
+    resend_s = arg(args, "resend_s", float, 0.0, lo=0.0, hi=30.0)
     if listen in upstreams and port == 53:
         raise ArgError(f"upstream {listen}:53 is the forwarder's own address; that would loop")
     text, error = read_resolv_conf()
@@ -65,7 +66,7 @@ def cmd_capture(args: dict[str, Any]) -> dict[str, Any]:
             f"{RESOLV_CONF} lists nameservers {_nameservers(text)}, not {listen}: "
             "the libc will not send its queries through the forwarder"
         )
-    forwarder = CapturingForwarder(listen, upstreams, port, timeout)
+    forwarder = CapturingForwarder(listen, upstreams, port, timeout, resend_s)
     forwarder.start()
     quiet_ns = int(quiet_s * 1e9)
     max_quiet_ns = max(2 * quiet_ns, int(2e9))
@@ -100,4 +101,5 @@ def cmd_capture(args: dict[str, Any]) -> dict[str, Any]:
         "unattributed": [event[:3] for event in forwarder.events[:first]],
         "dropped": forwarder.dropped,
         "unanswered": forwarder.unanswered,
+        "resent": forwarder.resent,
     }

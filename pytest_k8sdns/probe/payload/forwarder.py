@@ -25,10 +25,15 @@ class CapturingForwarder:
     MAX_PENDING_UDP exchanges in flight, MAX_TCP_CLIENTS connections.
     """
 
-    def __init__(self, listen: str, upstreams: list[str], port: int, timeout_s: float) -> None:
+    def __init__(self, listen: str, upstreams: list[str], port: int, timeout_s: float, resend_s: float = 0.0) -> None:
         self.upstreams = upstreams
         self.port = port
         self.timeout_ns = int(timeout_s * 1e9)
+        # A UDP query the upstream has not answered after resend_s is sent to it again (0: never),
+        # until timeout_s: a lost query on the way to the cluster DNS then costs the instrument a
+        # resend, not the libc its own retry, which would change the sequence of names it sends.
+        self.resend_ns = int(resend_s * 1e9)
+        self.resent = 0
         self.reader = Reader()
         self.lock = threading.Lock()
         self.events: list[list[Any]] = []  # [qname, qtype, proto, rcode or None, arrival_ns]
@@ -104,6 +109,7 @@ class CapturingForwarder:
                 exchange["upstream"] += 1
                 continue
             exchange["deadline"] = mono() + self.timeout_ns
+            exchange["resend"] = mono() + self.resend_ns if self.resend_ns else None
             pending[sock] = exchange
             sel.register(sock, selectors.EVENT_READ, exchange)
             return True
@@ -134,6 +140,13 @@ class CapturingForwarder:
                         self._udp_reply(sel, pending, cast(socket.socket, key.fileobj), key.data)
                 now = mono()
                 for sock, exchange in list(pending.items()):
+                    if exchange["resend"] is not None and exchange["resend"] <= now < exchange["deadline"]:
+                        exchange["resend"] = now + self.resend_ns
+                        try:
+                            sock.send(exchange["wire"])  # the same ID on the same socket: any reply matches
+                            self.resent += 1
+                        except OSError:
+                            pass
                     if now >= exchange["deadline"]:
                         self._drop(sel, pending, sock)
                         exchange["upstream"] += 1
