@@ -139,7 +139,9 @@ async def measure(cluster: Cluster, namespace: str, run_id: str, pods: Sequence[
                   path: str = "cluster DNS", path_of: Mapping[str, str] | None = None,
                   p99_s: float | None = None, window_s: float | None = None) -> Propagation:
     """Primed names first (asked, then their Services created), then `objects` Services at once,
-    then a headless Service with `objects` pods; every stream chases each name. A name not answering
+    then a headless Service with `objects` pods; every stream chases each name, and the waits for
+    the three kinds' answers overlap (each kind is made without waiting for the one before to
+    answer everywhere, so a slow stream is waited for once). A name not answering
     within `give_up_s` (`primed_give_up_s` for the primed ones) counts as never answering.
     `path_of` names, by pod name, which way each pod asks, when they ask different ways.
     With the bounds given (`p99_s` for Services and pods, `window_s` for the primed names' worst),
@@ -148,7 +150,7 @@ async def measure(cluster: Cluster, namespace: str, run_id: str, pods: Sequence[
     token = secrets.token_hex(3)
     fqdn = (lambda name: f"{name}.{namespace}.svc.{domain}.")
     primed_names = [f"prop-p{i}-{token}" for i in range(primed)]
-    every = chase_interval(max(primed, objects) + 1, len(pods), budget_qps)
+    every = chase_interval(primed + 2 * objects + 1, len(pods), budget_qps)  # every kind's names at once, at most
     monitor = Monitor(pods, names=[f"kubernetes.default.svc.{domain}."], qps=1.0, socket_qps=0.0,
                       chase=[fqdn(n) for n in primed_names], chase_every_s=every,
                       chase_give_up_s=primed_give_up_s + 30,  # counted from the start: priming included
@@ -156,14 +158,14 @@ async def measure(cluster: Cluster, namespace: str, run_id: str, pods: Sequence[
     made = _Objects(cluster, namespace, run_id)
     ready: dict[str, tuple[str, int]] = {}  # fqdn -> (kind, ready unix ns)
 
-    async def answered_everywhere(names: Sequence[str], deadline: float, bound_s: float | None, allowed: int) -> None:
-        def settled(stream: ProbeStream) -> bool:
-            if all(stream.answered(n) for n in names):
-                return True
-            return bound_s is not None and sum(
-                late_by_timeout(stream.chased.get(n, []), ready[n][1], bound_s, stream.pod.libc) for n in names) > allowed
-        while time.monotonic() < deadline and not all(settled(s) for s in monitor.streams):
-            await asyncio.sleep(0.1)
+    # (names, give-up deadline, bound, late names the bound allows): one per kind, waited for together
+    waits: list[tuple[list[str], float, float | None, int]] = []
+
+    def settled(stream: ProbeStream, names: Sequence[str], bound_s: float | None, allowed: int) -> bool:
+        if all(stream.answered(n) for n in names):
+            return True
+        return bound_s is not None and sum(
+            late_by_timeout(stream.chased.get(n, []), ready[n][1], bound_s, stream.pod.libc) for n in names) > allowed
 
     await monitor.start()
     try:
@@ -175,17 +177,21 @@ async def measure(cluster: Cluster, namespace: str, run_id: str, pods: Sequence[
         for name in primed_names:
             await asyncio.to_thread(made.service, name)
             ready[fqdn(name)] = ("primed", time.time_ns())
-        await answered_everywhere([fqdn(n) for n in primed_names], time.monotonic() + primed_give_up_s, window_s, 0)
+        waits.append(([fqdn(n) for n in primed_names], time.monotonic() + primed_give_up_s, window_s, 0))
+        # the kinds overlap: a stream's slow answers of one kind are waited for while the next is made
         services = [fqdn(f"prop-s{i}-{token}") for i in range(objects)]
         for i, name in enumerate(services):
             await asyncio.to_thread(made.service, f"prop-s{i}-{token}")
             ready[name] = ("service", time.time_ns())
             await monitor.chase([name])
-        await answered_everywhere(services, time.monotonic() + give_up_s, p99_s, _p99_hides(objects))
+        waits.append((services, time.monotonic() + give_up_s, p99_s, _p99_hides(objects)))
         await _headless_pods(cluster, namespace, run_id, made, monitor, image, objects, token, domain, ready,
                              pod_timeout_s)
-        await answered_everywhere([n for n, (k, _) in ready.items() if k == "headless-pod"],
-                                  time.monotonic() + give_up_s, p99_s, _p99_hides(objects))
+        waits.append(([n for n, (k, _) in ready.items() if k == "headless-pod"], time.monotonic() + give_up_s, p99_s,
+                      _p99_hides(objects)))
+        while any(time.monotonic() < until and not all(settled(s, names, bound, allowed) for s in monitor.streams)
+                  for names, until, bound, allowed in waits):
+            await asyncio.sleep(0.1)
     finally:
         await monitor.stop()
         await asyncio.to_thread(made.delete)
