@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from pytest_k8sdns.dns.coredns import CoreDNSInspector
 from pytest_k8sdns.evidence.replicas import SERVICE, Cause, Matrix, Server, matrix
@@ -48,13 +49,17 @@ class DnsPaths:
     def _measure(self, proto: str) -> Matrix:
         servers = self.servers()
         count = QUERIES[proto]
-        interval_s = within_budget(1 / RATE, 1, self.fleet.budget_qps)
+        interval_s = within_budget(1 / RATE, len(servers), self.fleet.budget_qps)  # all servers at once
 
         def from_node(pod: ProbePod) -> dict[str, QueryResult]:
-            return {s.name: pod.query(s.ip, self.name, rdtype="A", tcp=proto == "tcp", count=count,
-                                      timeout=TIMEOUT_S, interval_s=interval_s) for s in servers}
+            # every server at once, an exec each: a lossy path's timeouts are waited out side by side
+            with ThreadPoolExecutor(max_workers=len(servers), thread_name_prefix="k8sdns-paths") as pool:
+                futures = {s.name: pool.submit(pod.query, s.ip, self.name, rdtype="A", tcp=proto == "tcp",
+                                               count=count, timeout=TIMEOUT_S, interval_s=interval_s) for s in servers}
+                return {name: future.result() for name, future in futures.items()}
 
-        per_node = self.fleet.each("glibc", from_node, qps_per_probe=1 / interval_s)
+        per_node = self.fleet.each("glibc", from_node, qps_per_probe=len(servers) / interval_s,
+                                   execs_per_probe=len(servers))
         return matrix(proto, servers, {(node, s): r for node, by_server in per_node.items() for s, r in by_server.items()})
 
     def found(self) -> list[dict[str, str]]:

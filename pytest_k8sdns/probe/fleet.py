@@ -24,12 +24,13 @@ QUERIES_PER_LOOKUP = 2
 ONE_SHOT_QPS = 8 * 2 / 0.1
 
 
-def waves(probes: int, qps_per_probe: float, budget_qps: float) -> int:
-    """How many probes may run at once so that together they send at most `budget_qps`."""
+def waves(probes: int, qps_per_probe: float, budget_qps: float, execs_per_probe: int = 1) -> int:
+    """How many probes may run at once so that together they send at most `budget_qps` (and hold at
+    most MAX_PARALLEL_EXECS execs, each probe `execs_per_probe` of them)."""
     if probes <= 0:
         return 0
     fits = math.floor(budget_qps / qps_per_probe) if qps_per_probe > 0 else probes
-    return max(1, min(probes, fits, MAX_PARALLEL_EXECS))
+    return max(1, min(probes, fits, MAX_PARALLEL_EXECS // max(1, execs_per_probe)))
 
 
 def within_budget(interval_s: float, queries_per_interval: float, budget_qps: float) -> float:
@@ -81,11 +82,12 @@ class Fleet:
         return self.pod(self.nodes[0], libc)
 
     def each(self, libc: str, fn: Callable[[ProbePod], T], *, qps_per_probe: float,
-             nodes: Sequence[str] | None = None) -> dict[str, T]:
+             nodes: Sequence[str] | None = None, execs_per_probe: int = 1) -> dict[str, T]:
         """fn(pod) for every node's pod of this libc, as many at once as the budget allows; {node: result}.
-        A failure of one node's probe (its exec, its pod) is raised once all have ended."""
+        `qps_per_probe` and `execs_per_probe` are what one fn(pod) sends and holds at once. A failure
+        of one node's probe (its exec, its pod) is raised once all have ended."""
         pods = {n: p for n, p in self.of(libc).items() if nodes is None or n in nodes}
-        parallel = waves(len(pods), qps_per_probe, self.budget_qps)
+        parallel = waves(len(pods), qps_per_probe, self.budget_qps, execs_per_probe)
         with self._lock:
             self.loads.append(Load(len(pods), parallel, qps_per_probe))
         pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="k8sdns-fleet")

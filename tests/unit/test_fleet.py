@@ -163,3 +163,9 @@ def test_one_name_is_that_names_part_of_a_batch_as_if_asked_alone() -> None:
     assert (b.totals.lookups, b.totals.ok, b.totals.failed, b.totals.elapsed_ns) == (1, 0, 1, 10_000_000_010)
     a = one_name(batch, 0)
     assert a.addresses == (("10.0.0.1",),) and a.errors == {} and a.totals.ok == 1 and a.rows[0].name_index == 0
+
+
+def test_waves_keep_the_execs_of_probes_that_hold_several_within_the_cap() -> None:
+    assert waves(40, 1, 500, execs_per_probe=3) == MAX_PARALLEL_EXECS // 3
+    assert waves(40, 1, 500, execs_per_probe=MAX_PARALLEL_EXECS + 1) == 1  # one at a time, never none
+    assert waves(2, 1, 500, execs_per_probe=3) == 2
