@@ -330,7 +330,7 @@ def cmd_burst(args: dict[str, Any]) -> dict[str, Any]:
     per_thread: list[list[list[int]]] = [[] for _ in range(parallel)]
 
     def check_burst() -> None:
-        stop.add([done[-1] for done in per_thread])
+        stop.add([done[-1] for done in per_thread if done])  # a row finishing after the verdict is dropped
 
     # With stop rules, a second barrier ends each burst: its action, run by the last thread to
     # finish, checks the burst's rows, so every thread sees the verdict before the next burst.
@@ -362,7 +362,8 @@ def cmd_burst(args: dict[str, Any]) -> dict[str, Any]:
             if not running.closed:  # not the barriers' abort by a run that ended on its verdict
                 failures.append("burst barrier broken (a thread stalled for 120 s)")
         except Exception as exc:
-            failures.append(f"{type(exc).__name__}: {exc}")
+            if not running.closed:
+                failures.append(f"{type(exc).__name__}: {exc}")
             barrier.abort()
             settled.abort()
 
